@@ -1,0 +1,1 @@
+//! beehive (being written).

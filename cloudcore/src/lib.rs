@@ -1,0 +1,1 @@
+//! cloudcore (being written).

@@ -1,0 +1,1 @@
+//! edgecore (being written).
