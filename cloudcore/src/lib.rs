@@ -1,1 +1,2 @@
 //! cloudcore (being written).
+pub mod config;

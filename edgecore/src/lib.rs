@@ -1,1 +1,2 @@
 //! edgecore (being written).
+pub mod config;
