@@ -201,9 +201,7 @@ impl Message {
 
     /// True for KubeEdge's all-empty message (sent by an edge at shutdown).
     pub fn is_empty(&self) -> bool {
-        self.header.msg_id.is_empty()
-            && self.route == Route::default()
-            && self.content.is_null()
+        self.header.msg_id.is_empty() && self.route == Route::default() && self.content.is_null()
     }
 }
 
@@ -213,8 +211,13 @@ mod tests {
 
     #[test]
     fn reply_correlates_and_keeps_route() {
-        let req = Message::new("edgecontroller", "resource", Operation::Insert, "default/pod/a")
-            .with_resource_version("7");
+        let req = Message::new(
+            "edgecontroller",
+            "resource",
+            Operation::Insert,
+            "default/pod/a",
+        )
+        .with_resource_version("7");
         let resp = req.reply("OK");
         assert_eq!(resp.parent_id(), Some(req.id()));
         assert_ne!(resp.id(), req.id());
