@@ -104,10 +104,14 @@ pub fn parse<T: DaemonConfig>(text: &str) -> Result<T> {
     let de = serde_norway::Deserializer::from_str(text);
     let config: T = serde_path_to_error::deserialize(de).map_err(|err| {
         let key = err.path().to_string();
-        ConfigError::Parse {
-            key: if key == "." { String::new() } else { key },
-            message: err.into_inner().to_string(),
-        }
+        let key = if key == "." { String::new() } else { key };
+        // serde_norway sometimes puts the path in its own message too.
+        let message = err.into_inner().to_string();
+        let message = match message.strip_prefix(&format!("{key}: ")) {
+            Some(rest) => rest.to_owned(),
+            None => message,
+        };
+        ConfigError::Parse { key, message }
     })?;
     let invalid = config.validate();
     if invalid.is_empty() {
@@ -269,7 +273,7 @@ mod tests {
     fn wrong_type_names_the_key() {
         let err = parse::<Demo>("outer: {heartbeat: abc}").unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("outer.heartbeat:"), "{text}");
+        assert!(text.starts_with("outer.heartbeat: invalid type"), "{text}");
     }
 
     #[test]

@@ -3,14 +3,20 @@
 //!
 //! # Layout
 //!
+//! - [`cli`]: the `--config` / `--defaultconfig` / `--minconfig` flags.
 //! - [`config`]: YAML config loading with errors that name the key, the
 //!   [`DaemonConfig`] trait (validation, unsupported KubeEdge modules,
 //!   `--minconfig` keys) and the exit status for a bad file.
+//! - [`launch`]: the common `main`: config, runtime, signals, exit status.
 //! - [`logging`]: the tracing subscriber.
 //! - [`signal`]: SIGINT/SIGTERM → cancellation.
 
+pub mod cli;
 pub mod config;
+pub mod launch;
 pub mod logging;
 pub mod signal;
 
+pub use cli::{ConfigArgs, Resolved};
 pub use config::{Checks, ConfigError, DaemonConfig, Invalid, EXIT_CONFIG};
+pub use launch::launch;

@@ -1,2 +1,18 @@
-//! edgecore (being written).
+//! Apiary's edge daemon, as a library: [`run`] takes a validated
+//! [`EdgeCoreConfig`] and a shutdown token, so tests embed it the same way
+//! `main.rs` runs it.
+//!
+//! # Layout
+//!
+//! - [`config`]: `edgecore.yaml` in KubeEdge's shape, with validation.
+//! - `daemon.rs`: start-up and shutdown of the beehive modules.
+//!
+//! The modules (edgehub, metamanager, eventbus, devicetwin, servicebus, node
+//! status) are added by the issues that build them; each registers in
+//! `daemon.rs`.
+
 pub mod config;
+mod daemon;
+
+pub use config::EdgeCoreConfig;
+pub use daemon::{run, RunError, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE};

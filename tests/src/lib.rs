@@ -1,1 +1,72 @@
-//! tests (being written).
+//! The end-to-end harness: helpers that start real daemons on loopback
+//! ports with temporary data directories, and [`eventually`] to wait for a
+//! condition instead of sleeping.
+//!
+//! # Layout
+//!
+//! - [`eventually`]: poll a condition until it holds or a deadline passes.
+//! - [`Daemon`]: an in-process daemon (`cloudcore::run` / `edgecore::run`)
+//!   with its shutdown token and join handle.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long [`eventually`] waits by default.
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(20);
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics with `what`
+/// once `patience` has passed.
+pub async fn eventually<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {patience:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A daemon running in this process.
+pub struct Daemon<E> {
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), E>>,
+}
+
+impl<E: Send + 'static> Daemon<E> {
+    /// Spawns `run(shutdown)` on the current runtime.
+    pub fn spawn<F, Fut>(run: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(shutdown.clone()));
+        Daemon { shutdown, task }
+    }
+
+    /// True once the daemon's task has returned.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Cancels the daemon and waits (at most `grace`) for its result.
+    pub async fn stop(self, grace: Duration) -> Result<(), E> {
+        self.shutdown.cancel();
+        match tokio::time::timeout(grace, self.task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => panic!("daemon task failed: {join}"),
+            Err(_) => panic!("daemon did not stop within {grace:?}"),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The common shape of a daemon's `main`: resolve the configuration (or
+//! print one and stop), set up logging and signals, run the daemon on a
+//! multi-threaded tokio runtime, and map the outcome to an exit status.
+
+use std::future::Future;
+use std::path::Path;
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{ConfigArgs, Resolved};
+use crate::config::{DaemonConfig, EXIT_CONFIG};
+use crate::{logging, signal};
+
+/// Exit status when the daemon fails after start-up.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Runs a daemon: `run(config, shutdown)` is awaited until it returns; the
+/// shutdown token is cancelled on SIGINT or SIGTERM. A configuration error
+/// exits [`EXIT_CONFIG`] before `run` is called, so before any port opens.
+pub fn launch<T, F, Fut, E>(name: &str, args: &ConfigArgs, default_path: &Path, run: F) -> ExitCode
+where
+    T: DaemonConfig,
+    F: FnOnce(T, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error,
+{
+    logging::init();
+    let config = match args.resolve::<T>(default_path) {
+        Ok(Resolved::Printed) => return ExitCode::SUCCESS,
+        Ok(Resolved::Run(config)) => config,
+        Err(err) => {
+            eprintln!("{name}: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(name)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("{name}: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        signal::cancel_on_signal(shutdown.clone());
+        let result = run(config, shutdown.clone()).await;
+        shutdown.cancel();
+        result
+    });
+    match outcome {
+        Ok(()) => {
+            tracing::info!("{name} stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "{name} failed");
+            eprintln!("{name}: {}", error_chain(&err));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// An error and its sources, joined with `: `.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
