@@ -5,8 +5,11 @@
 //! # Layout
 //!
 //! - [`eventually`]: poll a condition until it holds or a deadline passes.
+//! - [`proxy`]: loopback TCP/UDP proxies that drop or blackhole the link.
 //! - [`Daemon`]: an in-process daemon (`cloudcore::run` / `edgecore::run`)
 //!   with its shutdown token and join handle.
+
+pub mod proxy;
 
 use std::future::Future;
 use std::time::Duration;
