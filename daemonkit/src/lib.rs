@@ -9,12 +9,14 @@
 //!   `--minconfig` keys) and the exit status for a bad file.
 //! - [`launch`]: the common `main`: config, runtime, signals, exit status.
 //! - [`logging`]: the tracing subscriber.
+//! - [`monitor`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`signal`]: SIGINT/SIGTERM → cancellation.
 
 pub mod cli;
 pub mod config;
 pub mod launch;
 pub mod logging;
+pub mod monitor;
 pub mod signal;
 
 pub use cli::{ConfigArgs, Resolved};
