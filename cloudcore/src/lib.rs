@@ -5,13 +5,17 @@
 //! # Layout
 //!
 //! - [`config`]: `cloudcore.yaml` in KubeEdge's shape, with validation.
+//! - [`pki`]: the CA, server certificate and join tokens.
+//! - [`certserver`]: the HTTPS certificate server edges join through.
 //! - `daemon.rs`: start-up and shutdown of the beehive modules.
 //!
 //! The modules (cloudhub, edgecontroller, devicecontroller, synccontroller) are added by the issues that build them; each registers in
 //! `daemon.rs`.
 
+pub mod certserver;
 pub mod config;
 mod daemon;
+pub mod pki;
 
 pub use config::CloudCoreConfig;
 pub use daemon::{run, RunError, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE};

@@ -5,12 +5,14 @@
 //! # Layout
 //!
 //! - [`config`]: `edgecore.yaml` in KubeEdge's shape, with validation.
+//! - [`certmgr`]: joining with a token and rotating the node certificate.
 //! - `daemon.rs`: start-up and shutdown of the beehive modules.
 //!
 //! The modules (edgehub, metamanager, eventbus, devicetwin, servicebus, node
 //! status) are added by the issues that build them; each registers in
 //! `daemon.rs`.
 
+pub mod certmgr;
 pub mod config;
 mod daemon;
 
