@@ -146,8 +146,10 @@ impl CertServer {
             result = &mut server => return result.map_err(CertServerError::Serve),
             () = cancel.cancelled() => {}
         }
-        handle.stop(true).await;
-        server.await.map_err(CertServerError::Serve)?;
+        // The stop command is handled by the server future itself, so keep
+        // polling it while waiting for the stop to complete.
+        let (result, ()) = tokio::join!(server, handle.stop(true));
+        result.map_err(CertServerError::Serve)?;
         tracing::info!("certificate server stopped");
         Ok(())
     }

@@ -256,7 +256,11 @@ impl Pki {
     /// Makes a new current token (the current one becomes the previous),
     /// persisting it first.
     pub async fn refresh_token(&self) -> Result<()> {
-        let fresh = self.new_token(SystemTime::now())?;
+        self.refresh_token_at(SystemTime::now()).await
+    }
+
+    async fn refresh_token_at(&self, now: SystemTime) -> Result<()> {
+        let fresh = self.new_token(now)?;
         self.save_token(&fresh).await?;
         let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
         let old = std::mem::replace(&mut tokens.current, fresh);
@@ -373,4 +377,57 @@ fn key_from_der(der: &[u8]) -> std::result::Result<KeyPair, String> {
 /// PEM text for one DER block.
 fn pem(label: &str, der: &[u8]) -> String {
     ::pem::encode(&::pem::Pem::new(label, der.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refresh_keeps_the_previous_token_valid_and_persists_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FileStore::new(dir.path()));
+        let hub = CloudHub::default();
+        let pki = Pki::load_or_create(store.clone(), &hub).await.unwrap();
+        let first = pki.token();
+
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        pki.refresh_token_at(later).await.unwrap();
+        let second = pki.token();
+        assert_ne!(first, second);
+        pki.verify_jwt(&first).unwrap();
+        pki.verify_jwt(&second).unwrap();
+        {
+            let tokens = pki.tokens.read().unwrap();
+            assert_eq!(tokens.previous.as_ref().map(|t| &t.text), Some(&first));
+            assert_eq!(
+                tokens.current.expires,
+                tokens.previous.as_ref().unwrap().expires + Duration::from_secs(3600)
+            );
+        }
+        // The next refresh is due one period after the current token was issued.
+        let due = pki.next_refresh();
+        assert!(due <= later + pki.token_refresh);
+        assert!(due + Duration::from_secs(1) > later + pki.token_refresh);
+
+        let stored = store.load(TOKEN).await.unwrap().unwrap();
+        assert_eq!(stored.get(VALUE), Some(&second.clone().into_bytes()));
+        // A reload keeps the stored token while it is fresh.
+        let reloaded = Pki::load_or_create(store, &hub).await.unwrap();
+        assert_eq!(reloaded.token(), second);
+    }
+
+    #[tokio::test]
+    async fn a_stored_ca_without_its_key_is_an_error_not_a_new_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FileStore::new(dir.path()));
+        store
+            .save(CA, &Secret::from([(CERT.to_owned(), b"x".to_vec())]))
+            .await
+            .unwrap();
+        let err = Pki::load_or_create(store, &CloudHub::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PkiError::Corrupt { name: "ca", .. }), "{err}");
+    }
 }

@@ -375,13 +375,7 @@ mod tests {
     fn tokens_are_checked_for_shape() {
         let hash = "ab".repeat(32);
         assert!(parse_token(&format!("{hash}.a.b.c")).is_ok());
-        for bad in [
-            "",
-            "abc",
-            "abc.a.b.c",
-            &format!("{hash}.jwt"),
-            &hash,
-        ] {
+        for bad in ["", "abc", "abc.a.b.c", &format!("{hash}.jwt"), &hash] {
             assert!(
                 matches!(parse_token(bad), Err(CertMgrError::BadToken(_))),
                 "{bad}"
