@@ -389,3 +389,74 @@ async fn the_ca_and_token_survive_a_reload() {
     assert_signed_by(&third.server_chain()[0], &ca);
     assert_eq!(third.token(), second.token());
 }
+
+/// Writes an edge-1 certificate signed by the stored CA whose lifetime is
+/// mostly over (issued 10 days ago, expiring tomorrow).
+fn write_aged_certificate(store_dir: &Path, edge: &edgecore::certmgr::CertFiles) {
+    let pki_dir = store_dir.join("pki");
+    let ca = CertificateDer::from(std::fs::read(pki_dir.join("ca.crt")).expect("stored CA"));
+    let ca_key = std::fs::read(pki_dir.join("ca.key")).expect("stored CA key");
+    let ca_key = PrivateKeyDer::Pkcs8(ca_key.into());
+    let ca_key = KeyPair::try_from(&ca_key).expect("CA key");
+    let issuer = rcgen::Issuer::from_ca_cert_der(&ca, ca_key).expect("issuer");
+
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "system:node:edge-1");
+    params.distinguished_name = dn;
+    let now = SystemTime::now();
+    params.not_before = (now - Duration::from_secs(10 * 86400)).into();
+    params.not_after = (now + Duration::from_secs(86400)).into();
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &issuer).expect("aged certificate");
+
+    for dir in [&edge.ca, &edge.cert] {
+        std::fs::create_dir_all(dir.parent().expect("parent")).expect("mkdir");
+    }
+    let pem = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
+    std::fs::write(&edge.ca, pem(&ca)).expect("write CA");
+    std::fs::write(&edge.cert, pem(cert.der())).expect("write cert");
+    std::fs::write(&edge.key, key.serialize_pem()).expect("write key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_past_eighty_percent_is_rotated_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("cloud");
+    let cloud = start_cloud(&store_dir).await;
+    let mgr = CertManager::new(
+        &edge_hub(&cloud.url(), &dir.path().join("edge"), ""),
+        "edge-1",
+    );
+    write_aged_certificate(&store_dir, mgr.files());
+    let files = mgr
+        .ensure()
+        .await
+        .expect("the aged certificate is still valid");
+    assert!(mgr.renew_at() < SystemTime::now());
+    let aged = read_cert(&files.cert);
+
+    let (rotated_tx, mut rotated) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(mgr.clone().run_rotation(cancel.clone(), move || {
+        let _ = rotated_tx.send(());
+    }));
+    tokio::time::timeout(Duration::from_secs(10), rotated.recv())
+        .await
+        .expect("rotated in time")
+        .expect("callback");
+
+    let fresh = read_cert(&files.cert);
+    assert_ne!(fresh, aged);
+    assert_signed_by(&fresh, cloud.pki.ca_der());
+    // The new certificate is not due for months: the loop waits.
+    assert!(mgr.renew_at() > SystemTime::now() + Duration::from_secs(200 * 86400));
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("rotation loop stops on cancel")
+        .unwrap();
+    assert!(rotated.try_recv().is_err(), "rotated only once");
+    cloud.stop().await;
+}

@@ -199,7 +199,7 @@ impl CertManager {
     }
 
     fn usable_files(&self) -> std::result::Result<(), String> {
-        let loaded = self.files.load().map_err(|e| e.to_string())?;
+        let loaded = self.files.load().map_err(|e| error_chain(&e))?;
         let leaf = loaded.chain.first().ok_or("no certificate")?;
         files::check_identity(&loaded.ca, leaf, &loaded.key, &self.node, SystemTime::now())
     }
@@ -350,6 +350,18 @@ fn parse_token(token: &str) -> Result<(&str, &str)> {
     Ok((hash, jwt))
 }
 
+/// An error and its sources, `a: b: c`.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Time from `now` until `at` (zero if past).
 fn until(at: SystemTime, now: SystemTime) -> Duration {
     at.duration_since(now).unwrap_or_default()
@@ -389,6 +401,7 @@ mod tests {
         let err = manager(dir.path(), "").ensure().await.unwrap_err();
         assert!(matches!(err, CertMgrError::NoToken { .. }), "{err}");
         assert!(err.to_string().contains("modules.edgeHub.token"), "{err}");
+        assert!(err.to_string().contains("No such file"), "{err}");
     }
 
     #[tokio::test]
