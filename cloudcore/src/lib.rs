@@ -7,12 +7,14 @@
 //! - [`config`]: `cloudcore.yaml` in KubeEdge's shape, with validation.
 //! - [`pki`]: the CA, server certificate and join tokens.
 //! - [`certserver`]: the HTTPS certificate server edges join through.
+//! - [`cloudhub`]: the edge-facing module: sessions, per-node queues, acks.
 //! - `daemon.rs`: start-up and shutdown of the beehive modules.
 //!
 //! The modules (cloudhub, edgecontroller, devicecontroller, synccontroller) are added by the issues that build them; each registers in
 //! `daemon.rs`.
 
 pub mod certserver;
+pub mod cloudhub;
 pub mod config;
 mod daemon;
 pub mod pki;
