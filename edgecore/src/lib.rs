@@ -15,6 +15,7 @@
 pub mod certmgr;
 pub mod config;
 mod daemon;
+pub mod edgehub;
 
 pub use config::EdgeCoreConfig;
 pub use daemon::{run, RunError, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE};
