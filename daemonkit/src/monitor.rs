@@ -72,13 +72,18 @@ pub fn serve(
     .run();
     let handle = server.handle();
     let task = tokio::spawn(async move {
-        tokio::select! {
-            result = server => {
-                if let Err(err) = result {
-                    tracing::error!(%err, "monitor server failed");
-                }
+        let mut server = std::pin::pin!(server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = cancel.cancelled() => {
+                // The server future processes the stop command itself, so it
+                // must keep being polled while the stop completes.
+                let (result, ()) = tokio::join!(server, handle.stop(true));
+                result
             }
-            () = cancel.cancelled() => handle.stop(true).await,
+        };
+        if let Err(err) = result {
+            tracing::error!(%err, "monitor server failed");
         }
     });
     tracing::info!(addr = %bound, "monitor listening (/metrics, /healthz, /readyz)");
