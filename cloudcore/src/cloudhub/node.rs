@@ -188,7 +188,7 @@ impl NodeTask {
             if t.resend {
                 self.metrics.resend();
             }
-            permit.send(WriterCmd::Send(t.msg));
+            permit.send(WriterCmd::Send(Box::new(t.msg)));
         }
     }
 

@@ -77,7 +77,7 @@ pub(crate) struct Transmit {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum AckOutcome {
     /// It acked this queued message, now removed.
-    Acked(Message),
+    Acked(Box<Message>),
     /// It answers a message already acked, superseded or sent once.
     Duplicate,
     /// It answers nothing this queue sent.
@@ -375,7 +375,7 @@ impl NodeQueue {
                     }
                 }
                 self.done.insert(parent);
-                return AckOutcome::Acked(entry.msg);
+                return AckOutcome::Acked(Box::new(entry.msg));
             }
         }
         if self.done.contains(parent) {

@@ -35,7 +35,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub(crate) enum WriterCmd {
     /// Write this message.
-    Send(Message),
+    Send(Box<Message>),
     /// Close the connection after what came before.
     Close,
 }
@@ -264,7 +264,7 @@ impl Reader {
     }
 
     async fn send(&self, msg: Message) {
-        let _ = self.writer.send(WriterCmd::Send(msg)).await;
+        let _ = self.writer.send(WriterCmd::Send(Box::new(msg))).await;
     }
 }
 
