@@ -439,13 +439,32 @@ async fn upstream_is_routed_by_source_prefixed_and_acked() -> Result<()> {
         cloud.metric("cloudhub_dropped_messages_total{reason=\"no_module\"}"),
         1.0
     );
+    // Replies to nothing cloudhub sent: a bare "OK" is dropped, an answer
+    // is handed to the controller. Neither is acked.
+    let mut orphan =
+        Message::new("edged", "resource", Operation::Response, "default/pod/p").with_content("OK");
+    orphan.header.parent_msg_id = "never-sent".into();
+    edge.sender.send(&orphan).await?;
+    let mut answer = Message::new("edged", "resource", Operation::Response, "default/pod/p")
+        .with_content(json!({"Object": {}, "Err": null}));
+    answer.header.parent_msg_id = "never-sent".into();
+    edge.sender.send(&answer).await?;
+    let got = controller_gets(&mut cloud.edgecontroller).await?;
+    assert_eq!(
+        (got.id(), got.resource()),
+        (answer.id(), "node/edge-1/default/pod/p")
+    );
+    assert_eq!(
+        cloud.metric("cloudhub_dropped_messages_total{reason=\"unknown_ack\"}"),
+        1.0
+    );
     assert!(
         cloud.edgecontroller.is_empty(),
         "nothing else reached edgecontroller"
     );
     assert_eq!(
         cloud.metric("cloudhub_messages_total{direction=\"up\"}"),
-        7.0
+        9.0
     );
     cloud.stop().await
 }
@@ -564,5 +583,25 @@ async fn deleting_the_node_ends_its_session() -> Result<()> {
     assert_eq!(got.resource(), "null/node/edge-1");
     closed(&mut edge).await?;
     cloud.wait_metric("cloudhub_connected_nodes", 0.0).await;
+    cloud.stop().await
+}
+
+#[tokio::test]
+async fn a_message_over_the_frame_cap_is_dropped_not_the_session() -> Result<()> {
+    let cloud = Cloud::start(|c| c.max_frame_bytes = 2048, QueueConfig::default()).await?;
+    let mut edge = cloud.connect("edge-1", Transport::Ws).await?;
+    let mut big = configmap("edge-1", "big", "1");
+    big.content["data"]["blob"] = json!("x".repeat(4096));
+    cloud.down(big).await?;
+    cloud.down(configmap("edge-1", "small", "2")).await?;
+    let got = recv(&mut edge).await?;
+    assert_eq!(got.resource(), "default/configmap/small");
+    edge.sender.send(&got.reply("OK")).await?;
+    cloud.wait_metric("cloudhub_acks_total", 1.0).await;
+    cloud
+        .wait_metric("cloudhub_dropped_messages_total{reason=\"too_large\"}", 1.0)
+        .await;
+    cloud.wait_metric("cloudhub_queue_depth", 0.0).await;
+    assert_eq!(cloud.metric("cloudhub_connected_nodes"), 1.0);
     cloud.stop().await
 }

@@ -38,6 +38,11 @@ pub(crate) enum DropReason {
     NoModule,
     /// A downstream resource without a `node/<id>/` prefix.
     NoNode,
+    /// A downstream message over the link's frame cap.
+    TooLarge,
+    /// An edge ack (`response`, content `"OK"`) for nothing CloudHub
+    /// remembers sending.
+    UnknownAck,
 }
 
 impl DropReason {
@@ -51,6 +56,8 @@ impl DropReason {
             DropReason::Duplicate => "duplicate",
             DropReason::NoModule => "no_module",
             DropReason::NoNode => "no_node",
+            DropReason::UnknownAck => "unknown_ack",
+            DropReason::TooLarge => "too_large",
         }
     }
 }

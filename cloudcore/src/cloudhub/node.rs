@@ -24,8 +24,10 @@ use super::recent::RecentIds;
 use super::session::WriterCmd;
 use super::AckHook;
 
-/// Upstream message ids remembered per node for duplicate detection.
-const RECENT_UPSTREAM_IDS: usize = 4096;
+/// Upstream message ids remembered per node for duplicate detection: 16
+/// times edgehub's default ack window of 64, so everything an edge may
+/// resend after a lost ack is still known.
+const RECENT_UPSTREAM_IDS: usize = 1024;
 
 /// Events a node task handles.
 const EVENT_CAPACITY: usize = 256;
@@ -59,6 +61,7 @@ enum NodeEvent {
         reply: oneshot::Sender<bool>,
     },
     Seen(String),
+    Discard(String),
     Terminate,
 }
 
@@ -106,6 +109,11 @@ impl NodeHandle {
     /// Upstream message `msg_id` was handed over.
     pub(crate) async fn seen(&self, msg_id: String) {
         let _ = self.tx.send(NodeEvent::Seen(msg_id)).await;
+    }
+
+    /// Message `msg_id` cannot be carried (over the frame cap): forget it.
+    pub(crate) async fn discard(&self, msg_id: String) {
+        let _ = self.tx.send(NodeEvent::Discard(msg_id)).await;
     }
 
     /// The node was deleted: close its session after what is already on
@@ -218,6 +226,9 @@ impl NodeTask {
             }
             NodeEvent::Seen(msg_id) => {
                 self.upstream_ids.insert(&msg_id);
+            }
+            NodeEvent::Discard(msg_id) => {
+                self.queue.discard(&msg_id);
             }
             NodeEvent::Terminate => self.terminate(),
         }

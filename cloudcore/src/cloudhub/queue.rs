@@ -19,8 +19,8 @@ use super::admission::{ack_key, refuse_ack_message, replaces, DropReason, Key};
 use super::recent::RecentIds;
 
 /// How many acked, superseded or sent-once ids a queue remembers, so a late
-/// or repeated ack is recognised as one.
-const DONE_IDS: usize = 4096;
+/// or repeated ack is recognised as one (16 default windows).
+const DONE_IDS: usize = 512;
 
 /// Tuning of every node's downstream queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,29 +360,41 @@ impl NodeQueue {
 
     /// Applies an edge `response` whose `parent_msg_id` is `parent`.
     pub(crate) fn ack(&mut self, parent: &str) -> AckOutcome {
-        if let Some(key) = self.ids.remove(parent) {
-            if let Some(entry) = self.entries.remove(&key) {
-                match entry.state {
-                    State::Pending => {
-                        self.ack_pending.remove(&entry.seq);
-                    }
-                    State::InFlight { .. } => {
-                        self.inflight.remove(&entry.seq);
-                        self.resend_due.remove(&entry.seq);
-                    }
-                    State::Backoff { until } => {
-                        self.backoff.remove(&(until, entry.seq));
-                    }
-                }
-                self.done.insert(parent);
-                return AckOutcome::Acked(Box::new(entry.msg));
-            }
+        if let Some(msg) = self.remove_sent(parent) {
+            return AckOutcome::Acked(Box::new(msg));
         }
         if self.done.contains(parent) {
             AckOutcome::Duplicate
         } else {
             AckOutcome::Unknown
         }
+    }
+
+    /// Gives up on sent message `msg_id` (the link cannot carry it, e.g.
+    /// over the frame cap); true when it was held.
+    pub(crate) fn discard(&mut self, msg_id: &str) -> bool {
+        self.remove_sent(msg_id).is_some()
+    }
+
+    /// Removes the ack-needing entry last sent as `msg_id`, whatever its
+    /// state, and remembers the id.
+    fn remove_sent(&mut self, msg_id: &str) -> Option<Message> {
+        let key = self.ids.remove(msg_id)?;
+        let entry = self.entries.remove(&key)?;
+        match entry.state {
+            State::Pending => {
+                self.ack_pending.remove(&entry.seq);
+            }
+            State::InFlight { .. } => {
+                self.inflight.remove(&entry.seq);
+                self.resend_due.remove(&entry.seq);
+            }
+            State::Backoff { until } => {
+                self.backoff.remove(&(until, entry.seq));
+            }
+        }
+        self.done.insert(msg_id);
+        Some(entry.msg)
     }
 
     /// The link dropped: everything unacked is pending again, in its

@@ -254,3 +254,16 @@ fn full_queue_drops_oldest_no_ack_first_then_refuses() {
     );
     assert_eq!(q.len(), 3);
 }
+
+#[test]
+fn discarded_messages_are_forgotten() {
+    let t0 = Instant::now();
+    let mut q = NodeQueue::new(cfg());
+    q.push(pod(Operation::Insert, "a", "1"));
+    let sent = q.poll_transmit(t0).expect("sent").msg;
+    assert!(q.discard(sent.id()));
+    assert_eq!(q.len(), 0);
+    assert_eq!(q.poll_timeout(), None);
+    assert_eq!(q.ack(sent.id()), AckOutcome::Duplicate);
+    assert!(!q.discard("never-sent"));
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 use beehive::{Bus, BusError};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use link::{Connection, Incoming, LinkError, LinkReceiver, LinkSender};
+use proto::modules::content;
 use proto::Message;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
@@ -107,14 +108,14 @@ pub(crate) async fn start(
     if !deps.node.attach(link).await {
         return;
     }
-    tracker.spawn(write_loop(
-        sender,
-        writer_rx,
-        cancel.clone(),
-        deps.metrics.clone(),
-        deps.config.write_timeout,
-        peer.node_id.clone(),
-    ));
+    let writer = Writer {
+        node_id: peer.node_id.clone(),
+        node: deps.node.clone(),
+        metrics: deps.metrics.clone(),
+        write_timeout: deps.config.write_timeout,
+        cancel: cancel.clone(),
+    };
+    tracker.spawn(writer.run(sender, writer_rx));
     let reader = Reader {
         node_id: peer.node_id,
         acks_upstream: peer.acks_upstream,
@@ -130,37 +131,49 @@ pub(crate) async fn start(
     tracker.spawn(reader.run(receiver, deps.permit));
 }
 
-async fn write_loop(
-    mut sender: LinkSender,
-    mut rx: mpsc::Receiver<WriterCmd>,
-    cancel: CancellationToken,
+struct Writer {
+    node_id: String,
+    node: NodeHandle,
     metrics: Metrics,
     write_timeout: Duration,
-    node: String,
-) {
-    loop {
-        let cmd = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            cmd = rx.recv() => cmd,
-        };
-        let Some(WriterCmd::Send(msg)) = cmd else {
-            break;
-        };
-        match tokio::time::timeout(write_timeout, sender.send(&msg)).await {
-            Ok(Ok(())) => metrics.message(Direction::Down),
-            Ok(Err(error)) => {
-                tracing::debug!(%node, error = %error_chain(&error), "write to edge failed");
+    cancel: CancellationToken,
+}
+
+impl Writer {
+    async fn run(self, mut sender: LinkSender, mut rx: mpsc::Receiver<WriterCmd>) {
+        let node = &self.node_id;
+        loop {
+            let cmd = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => break,
+                cmd = rx.recv() => cmd,
+            };
+            let Some(WriterCmd::Send(msg)) = cmd else {
                 break;
-            }
-            Err(_) => {
-                tracing::warn!(%node, ?write_timeout, "write to edge timed out; closing");
-                break;
+            };
+            match tokio::time::timeout(self.write_timeout, sender.send(&msg)).await {
+                Ok(Ok(())) => self.metrics.message(Direction::Down),
+                Ok(Err(LinkError::Frame(error))) => {
+                    // Nothing was written; the link is fine, the message can never pass.
+                    tracing::warn!(%node, msg_id = msg.id(), resource = msg.resource(), %error,
+                        "downstream message over the frame cap; dropped");
+                    self.metrics.dropped(DropReason::TooLarge, 1);
+                    self.node.discard(msg.header.msg_id.clone()).await;
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%node, error = %error_chain(&error), "write to edge failed");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(%node, write_timeout = ?self.write_timeout,
+                        "write to edge timed out; closing");
+                    break;
+                }
             }
         }
+        self.cancel.cancel();
+        let _ = tokio::time::timeout(CLOSE_GRACE, sender.close()).await;
     }
-    cancel.cancel();
-    let _ = tokio::time::timeout(CLOSE_GRACE, sender.close()).await;
 }
 
 struct Reader {
@@ -223,10 +236,17 @@ impl Reader {
         match classify(&msg) {
             Upstream::Empty | Upstream::Keepalive => {}
             Upstream::Response { parent } => {
-                if !self.node.ack(parent).await {
-                    let module = target_module(&msg);
-                    self.forward(msg, module).await;
+                if self.node.ack(parent).await {
+                    return;
                 }
+                if msg.content.as_str() == Some(content::OK) {
+                    // A bare "OK" tells a controller nothing.
+                    tracing::debug!(node = %self.node_id, parent, "ack for nothing queued");
+                    self.metrics.dropped(DropReason::UnknownAck, 1);
+                    return;
+                }
+                let module = target_module(&msg);
+                self.forward(msg, module).await;
             }
             Upstream::Forward { module } => self.forward(msg, module).await,
         }
