@@ -1,44 +1,213 @@
-//! Start-up and shutdown: builds the beehive from the enabled modules,
-//! starts it, waits for the shutdown token, and stops it with a grace period.
+//! Start-up and shutdown of cloudcore: the PKI (CA, server certificate,
+//! join token), the HTTPS certificate server, CloudHub and the monitor
+//! endpoints, then the beehive; on shutdown everything is cancelled and
+//! awaited with a grace period.
+//!
+//! [`start`] returns once every listener is bound, with their addresses, so
+//! tests and the quickstart can use port 0; [`run`] is `start` + wait.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use beehive::{BeehiveBuilder, BuildError, ShutdownError};
+use beehive::{Beehive, BeehiveBuilder, Bus, BuildError, ShutdownError};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::certserver::{CertServer, CertServerError};
+use crate::cloudhub::{CloudHub, CloudHubError, NoAckHook};
 use crate::config::CloudCoreConfig;
+use crate::pki::{FileStore, Pki, PkiError, SecretStore};
 
 /// Where KubeEdge keeps cloudcore's configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubeedge/config/cloudcore.yaml";
 
-/// How long modules get to stop after shutdown is requested.
+/// How long modules and servers get to stop after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Why the daemon stopped with an error.
+/// Why cloudcore could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The CA, server certificate or token could not be loaded or made.
+    #[error("certificates")]
+    Pki(#[from] PkiError),
+    /// The TLS configuration could not be built from the certificates.
+    #[error("TLS configuration")]
+    Tls(#[from] link::TlsError),
+    /// The certificate server could not start.
+    #[error("certificate server")]
+    CertServer(#[from] CertServerError),
+    /// CloudHub could not bind its listeners.
+    #[error("cloudhub")]
+    CloudHub(#[from] CloudHubError),
+    /// The monitor endpoints could not start.
+    #[error("monitor server")]
+    Monitor(#[from] daemonkit::monitor::MonitorError),
     /// The module set is inconsistent (e.g. a name registered twice).
     #[error("cannot assemble modules")]
-    Build(#[source] BuildError),
+    Build(#[from] BuildError),
     /// Some modules did not stop within the grace period.
     #[error("shutdown incomplete")]
-    Shutdown(#[source] ShutdownError),
+    Shutdown(#[from] ShutdownError),
+}
+
+/// Where cloudcore's listeners ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addrs {
+    /// CloudHub's WebSocket listener.
+    pub websocket: Option<SocketAddr>,
+    /// CloudHub's QUIC endpoint.
+    pub quic: Option<SocketAddr>,
+    /// The HTTPS certificate server.
+    pub https: Option<SocketAddr>,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub monitor: SocketAddr,
+}
+
+/// A started cloudcore: listeners bound, modules running.
+pub struct Started {
+    /// Where it listens.
+    pub addrs: Addrs,
+    pki: Arc<Pki>,
+    hive: Beehive,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started").field("addrs", &self.addrs).finish_non_exhaustive()
+    }
+}
+
+impl Started {
+    /// The certificate authority (for the join token and the CA).
+    pub fn pki(&self) -> &Arc<Pki> {
+        &self.pki
+    }
+
+    /// The beehive bus (tests put messages on it).
+    pub fn bus(&self) -> Bus {
+        self.hive.bus()
+    }
+
+    /// Waits for the shutdown token, then stops everything with
+    /// [`SHUTDOWN_GRACE`].
+    pub async fn wait(self) -> Result<(), RunError> {
+        self.shutdown.cancelled().await;
+        self.tasks.close();
+        let modules = self.hive.shutdown(SHUTDOWN_GRACE);
+        let (modules, waited) =
+            tokio::join!(modules, tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()));
+        if waited.is_err() {
+            tracing::warn!("servers did not stop within the grace period");
+        }
+        modules.map_err(RunError::from)
+    }
+}
+
+/// Loads (or creates) the PKI in `dataDir`.
+async fn load_pki(config: &CloudCoreConfig) -> Result<Arc<Pki>, RunError> {
+    let store: Arc<dyn SecretStore> =
+        Arc::new(FileStore::in_data_dir(&config.common_config.data_dir));
+    Ok(Arc::new(Pki::load_or_create(store, &config.modules.cloud_hub).await?))
+}
+
+/// Starts cloudcore; `customize` may add modules or endpoints to the beehive
+/// (tests use it to stand in for controllers).
+pub async fn start(
+    config: CloudCoreConfig,
+    shutdown: CancellationToken,
+    customize: impl FnOnce(&mut BeehiveBuilder),
+) -> Result<Started, RunError> {
+    let mut registry = Registry::default();
+    let pki = load_pki(&config).await?;
+    let hub_config = &config.modules.cloud_hub;
+    let tasks = TaskTracker::new();
+
+    let mut builder = BeehiveBuilder::new();
+    let mut addrs = Addrs {
+        websocket: None,
+        quic: None,
+        https: None,
+        monitor: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let mut cert_server = None;
+    if hub_config.enable {
+        let creds = link::Credentials {
+            ca: pki.ca_der().clone(),
+            chain: pki.server_chain(),
+            key: pki.server_key(),
+        };
+        let tls = link::server_config(&creds)?;
+        let mut hub = CloudHub::new(hub_config, tls, &mut registry, Arc::new(NoAckHook));
+        let bound = hub.bind().await?;
+        addrs.websocket = bound.ws;
+        addrs.quic = bound.quic;
+        builder.module(hub);
+        if hub_config.https.enable {
+            let server = CertServer::bind(&hub_config.https)?;
+            addrs.https = Some(server.local_addr());
+            cert_server = Some(server);
+        }
+    }
+    customize(&mut builder);
+
+    let (ready_tx, ready) = watch::channel(false);
+    let monitor = daemonkit::monitor::serve(
+        &config.common_config.monitor_server.bind_address,
+        Arc::new(registry),
+        ready,
+        shutdown.child_token(),
+    )?;
+    addrs.monitor = monitor.addr;
+    tasks.spawn(async move {
+        let _ = monitor.task.await;
+    });
+    if let Some(server) = cert_server {
+        let (pki, cancel) = (pki.clone(), shutdown.child_token());
+        tasks.spawn(async move {
+            if let Err(err) = server.serve(pki, cancel).await {
+                tracing::error!(error = %daemonkit::launch::error_chain(&err), "certificate server stopped");
+            }
+        });
+    }
+    let (refresher, cancel) = (pki.clone(), shutdown.child_token());
+    tasks.spawn(async move { refresher.run_token_refresh(cancel).await });
+
+    let mut hive = builder.build()?;
+    hive.start(&shutdown);
+    ready_tx.send_replace(true);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        data_dir = %config.common_config.data_dir,
+        websocket = ?addrs.websocket,
+        quic = ?addrs.quic,
+        https = ?addrs.https,
+        monitor = %addrs.monitor,
+        modules = %hive.bus().modules().join(", "),
+        "cloudcore started"
+    );
+    Ok(Started {
+        addrs,
+        pki,
+        hive,
+        tasks,
+        shutdown,
+    })
 }
 
 /// Runs cloudcore until `shutdown` is cancelled.
 pub async fn run(config: CloudCoreConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    let builder = BeehiveBuilder::new();
-    let mut hive = builder.build().map_err(RunError::Build)?;
-    let modules = hive.bus().modules().join(", ");
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        data_dir = %config.common_config.data_dir,
-        modules = %if modules.is_empty() { "none" } else { modules.as_str() },
-        "cloudcore started"
-    );
-    hive.start(&shutdown);
-    shutdown.cancelled().await;
-    hive.shutdown(SHUTDOWN_GRACE)
-        .await
-        .map_err(RunError::Shutdown)
+    start(config, shutdown, |_| {}).await?.wait().await
+}
+
+/// `cloudcore gettoken`: prints a valid join token (creating the CA on first
+/// use, as KubeEdge's cloudcore does at start).
+pub async fn gettoken(config: CloudCoreConfig, _shutdown: CancellationToken) -> Result<(), RunError> {
+    let pki = load_pki(&config).await?;
+    println!("{}", pki.token());
+    Ok(())
 }

@@ -1,9 +1,9 @@
-//! The `cloudcore` binary: flags, then [`cloudcore::run`].
+//! The `cloudcore` binary: flags, then [`cloudcore::run`] or a subcommand.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use cloudcore::config::CloudCoreConfig;
 
 /// Apiary's cloud daemon (KubeEdge-compatible cloudcore).
@@ -12,14 +12,31 @@ use cloudcore::config::CloudCoreConfig;
 struct Cli {
     #[command(flatten)]
     config: daemonkit::ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a valid join token for `edgecore join` (creates the CA if needed).
+    Gettoken,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    daemonkit::launch::<CloudCoreConfig, _, _, _>(
-        "cloudcore",
-        &cli.config,
-        Path::new(cloudcore::DEFAULT_CONFIG_PATH),
-        cloudcore::run,
-    )
+    let path = Path::new(cloudcore::DEFAULT_CONFIG_PATH);
+    match cli.command {
+        None => daemonkit::launch::<CloudCoreConfig, _, _, _>(
+            "cloudcore",
+            &cli.config,
+            path,
+            cloudcore::run,
+        ),
+        Some(Command::Gettoken) => daemonkit::launch::<CloudCoreConfig, _, _, _>(
+            "cloudcore",
+            &cli.config,
+            path,
+            cloudcore::gettoken,
+        ),
+    }
 }

@@ -1,12 +1,29 @@
-//! Start-up and shutdown: builds the beehive from the enabled modules,
-//! starts it, waits for the shutdown token, and stops it with a grace period.
+//! Start-up and shutdown of edgecore: the certificate (joined with the token
+//! when there is none, rotated before expiry), EdgeHub with its SQLite
+//! outbox, the monitor endpoints, then the beehive; on shutdown everything is
+//! cancelled and awaited with a grace period.
+//!
+//! [`start`] returns once the monitor is bound and the modules run; the link
+//! comes up in the background (an edge must start, and serve its cache,
+//! while the cloud is unreachable).
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use beehive::{BeehiveBuilder, BuildError, ShutdownError};
+use beehive::{Beehive, BeehiveBuilder, BoxError, Bus, BuildError, ShutdownError};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::certmgr::{CertFiles, CertManager};
 use crate::config::EdgeCoreConfig;
+use crate::edgehub::{
+    outbox_path, ClientTls, EdgeHub, EdgeHubError, EdgeHubSettings, EdgeHubStatus, Outbox,
+    OutboxError, OutboxOptions,
+};
 
 /// Where KubeEdge keeps edgecore's configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubeedge/config/edgecore.yaml";
@@ -14,31 +31,223 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubeedge/config/edgecore.yaml";
 /// How long modules get to stop after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Why the daemon stopped with an error.
+/// First wait before retrying a failed join; doubles up to a minute.
+const JOIN_RETRY: Duration = Duration::from_secs(1);
+
+/// Why edgecore could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The node name could not be determined.
+    #[error("cannot determine the node name; set modules.nodeStatus.hostnameOverride")]
+    NodeName(#[source] std::io::Error),
+    /// A directory for the database could not be made.
+    #[error("cannot create {path}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// EdgeHub's settings are inconsistent.
+    #[error("edgehub")]
+    EdgeHub(#[from] EdgeHubError),
+    /// The outbox database could not be opened.
+    #[error("outbox")]
+    Outbox(#[from] OutboxError),
+    /// A start-up task panicked.
+    #[error("start-up task failed: {0}")]
+    Join(String),
+    /// The monitor endpoints could not start.
+    #[error("monitor server")]
+    Monitor(#[from] daemonkit::monitor::MonitorError),
     /// The module set is inconsistent (e.g. a name registered twice).
     #[error("cannot assemble modules")]
-    Build(#[source] BuildError),
+    Build(#[from] BuildError),
     /// Some modules did not stop within the grace period.
     #[error("shutdown incomplete")]
-    Shutdown(#[source] ShutdownError),
+    Shutdown(#[from] ShutdownError),
+}
+
+/// A started edgecore.
+pub struct Started {
+    /// Where `/metrics`, `/healthz`, `/readyz` are served.
+    pub monitor: SocketAddr,
+    /// The node's name.
+    pub node_name: String,
+    hub: Option<EdgeHubStatus>,
+    hive: Beehive,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("monitor", &self.monitor)
+            .field("node_name", &self.node_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Started {
+    /// The link's state and the outbox depth (None when EdgeHub is off).
+    pub fn hub(&self) -> Option<&EdgeHubStatus> {
+        self.hub.as_ref()
+    }
+
+    /// The beehive bus.
+    pub fn bus(&self) -> Bus {
+        self.hive.bus()
+    }
+
+    /// Waits for the shutdown token, then stops everything.
+    pub async fn wait(self) -> Result<(), RunError> {
+        self.shutdown.cancelled().await;
+        self.tasks.close();
+        let (modules, waited) = tokio::join!(
+            self.hive.shutdown(SHUTDOWN_GRACE),
+            tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
+        );
+        if waited.is_err() {
+            tracing::warn!("background tasks did not stop within the grace period");
+        }
+        modules.map_err(RunError::from)
+    }
+}
+
+/// The node name: `modules.nodeStatus.hostnameOverride`, else the host name.
+pub fn node_name(config: &EdgeCoreConfig) -> Result<String, RunError> {
+    let configured = &config.modules.node_status.hostname_override;
+    if !configured.is_empty() {
+        return Ok(configured.clone());
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map_err(RunError::NodeName)?;
+    Ok(host.trim().to_lowercase())
+}
+
+/// TLS for each dial, read from the certificate files (they rotate).
+fn client_tls(files: CertFiles) -> ClientTls {
+    ClientTls::from_fn(move || {
+        let creds = link::Credentials::from_pem_files(&files.ca, &files.cert, &files.key)?;
+        link::client_config(&creds).map_err(BoxError::from)
+    })
+}
+
+/// Gets the certificate (joining with the token if needed, retrying while
+/// the cloud is unreachable), then keeps it rotated.
+async fn keep_certificate(
+    certs: CertManager,
+    rotate: bool,
+    hub: EdgeHubStatus,
+    cancel: CancellationToken,
+) {
+    let mut wait = JOIN_RETRY;
+    loop {
+        let attempt = tokio::select! {
+            () = cancel.cancelled() => return,
+            attempt = certs.ensure() => attempt,
+        };
+        match attempt {
+            Ok(_) => break,
+            Err(err) => {
+                tracing::warn!(error = %daemonkit::launch::error_chain(&err), retry_in = ?wait, "cannot get the node certificate");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+    hub.reconnect();
+    if rotate {
+        certs.run_rotation(cancel, move || hub.reconnect()).await;
+    }
+}
+
+fn ensure_parent(path: &str) -> Result<(), RunError> {
+    match Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| RunError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Starts edgecore; `customize` may add modules or endpoints to the beehive.
+pub async fn start(
+    config: EdgeCoreConfig,
+    shutdown: CancellationToken,
+    customize: impl FnOnce(&mut BeehiveBuilder),
+) -> Result<Started, RunError> {
+    let node_name = node_name(&config)?;
+    ensure_parent(&config.database.data_source)?;
+    let mut registry = Registry::default();
+    let tasks = TaskTracker::new();
+    let mut builder = BeehiveBuilder::new();
+
+    let hub_config = &config.modules.edge_hub;
+    let hub_status = if hub_config.enable {
+        let settings = EdgeHubSettings::from_config(hub_config, &node_name)?;
+        let certs = CertManager::new(hub_config, &node_name);
+        let outbox_file = outbox_path(&config.database.data_source);
+        let outbox =
+            tokio::task::spawn_blocking(move || Outbox::open(outbox_file, OutboxOptions::default()))
+                .await
+                .map_err(|join| RunError::Join(join.to_string()))??;
+        let hub = EdgeHub::new(settings, client_tls(certs.files().clone()), outbox, &mut registry);
+        let status = hub.status();
+        builder.module(hub);
+        tasks.spawn(keep_certificate(
+            certs,
+            hub_config.rotate_certificates,
+            status.clone(),
+            shutdown.child_token(),
+        ));
+        Some(status)
+    } else {
+        None
+    };
+    customize(&mut builder);
+
+    let (ready_tx, ready) = watch::channel(false);
+    let monitor = daemonkit::monitor::serve(
+        &config.common_config.monitor_server.bind_address,
+        Arc::new(registry),
+        ready,
+        shutdown.child_token(),
+    )?;
+    let monitor_addr = monitor.addr;
+    tasks.spawn(async move {
+        let _ = monitor.task.await;
+    });
+
+    let mut hive = builder.build()?;
+    hive.start(&shutdown);
+    ready_tx.send_replace(true);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        node = %node_name,
+        database = %config.database.data_source,
+        monitor = %monitor_addr,
+        modules = %hive.bus().modules().join(", "),
+        "edgecore started"
+    );
+    Ok(Started {
+        monitor: monitor_addr,
+        node_name,
+        hub: hub_status,
+        hive,
+        tasks,
+        shutdown,
+    })
 }
 
 /// Runs edgecore until `shutdown` is cancelled.
 pub async fn run(config: EdgeCoreConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    let builder = BeehiveBuilder::new();
-    let mut hive = builder.build().map_err(RunError::Build)?;
-    let modules = hive.bus().modules().join(", ");
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        database = %config.database.data_source,
-        modules = %if modules.is_empty() { "none" } else { modules.as_str() },
-        "edgecore started"
-    );
-    hive.start(&shutdown);
-    shutdown.cancelled().await;
-    hive.shutdown(SHUTDOWN_GRACE)
-        .await
-        .map_err(RunError::Shutdown)
+    start(config, shutdown, |_| {}).await?.wait().await
 }

@@ -10,6 +10,11 @@ async fn edgecore_runs_until_cancelled_then_stops() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = edgecore::EdgeCoreConfig::default();
     config.database.data_source = dir.path().join("edgecore.db").display().to_string();
+    config.common_config.monitor_server.bind_address = "127.0.0.1:0".into();
+    config.modules.node_status.hostname_override = "edge-shutdown".into();
+    config.modules.edge_hub.tls_ca_file = dir.path().join("ca.crt").display().to_string();
+    config.modules.edge_hub.tls_cert_file = dir.path().join("node.crt").display().to_string();
+    config.modules.edge_hub.tls_private_key_file = dir.path().join("node.key").display().to_string();
     let daemon = Daemon::spawn(|token| edgecore::run(config, token));
     // Still running a moment later: it waits for the token, not a timer.
     tokio::task::yield_now().await;
@@ -22,6 +27,12 @@ async fn cloudcore_runs_until_cancelled_then_stops() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = cloudcore::CloudCoreConfig::default();
     config.common_config.data_dir = dir.path().display().to_string();
+    config.common_config.monitor_server.bind_address = "127.0.0.1:0".into();
+    let hub = &mut config.modules.cloud_hub;
+    for listener in [&mut hub.websocket, &mut hub.https] {
+        listener.address = "127.0.0.1".into();
+        listener.port = 0;
+    }
     let daemon = Daemon::spawn(|token| cloudcore::run(config, token));
     tokio::task::yield_now().await;
     assert!(!daemon.is_finished());
