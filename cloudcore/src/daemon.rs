@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beehive::{Beehive, BeehiveBuilder, Bus, BuildError, ShutdownError};
+use beehive::{Beehive, BeehiveBuilder, BuildError, Bus, ShutdownError};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -78,7 +78,9 @@ pub struct Started {
 
 impl std::fmt::Debug for Started {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Started").field("addrs", &self.addrs).finish_non_exhaustive()
+        f.debug_struct("Started")
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,8 +101,10 @@ impl Started {
         self.shutdown.cancelled().await;
         self.tasks.close();
         let modules = self.hive.shutdown(SHUTDOWN_GRACE);
-        let (modules, waited) =
-            tokio::join!(modules, tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()));
+        let (modules, waited) = tokio::join!(
+            modules,
+            tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
+        );
         if waited.is_err() {
             tracing::warn!("servers did not stop within the grace period");
         }
@@ -112,7 +116,9 @@ impl Started {
 async fn load_pki(config: &CloudCoreConfig) -> Result<Arc<Pki>, RunError> {
     let store: Arc<dyn SecretStore> =
         Arc::new(FileStore::in_data_dir(&config.common_config.data_dir));
-    Ok(Arc::new(Pki::load_or_create(store, &config.modules.cloud_hub).await?))
+    Ok(Arc::new(
+        Pki::load_or_create(store, &config.modules.cloud_hub).await?,
+    ))
 }
 
 /// Starts cloudcore; `customize` may add modules or endpoints to the beehive
@@ -206,7 +212,10 @@ pub async fn run(config: CloudCoreConfig, shutdown: CancellationToken) -> Result
 
 /// `cloudcore gettoken`: prints a valid join token (creating the CA on first
 /// use, as KubeEdge's cloudcore does at start).
-pub async fn gettoken(config: CloudCoreConfig, _shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn gettoken(
+    config: CloudCoreConfig,
+    _shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let pki = load_pki(&config).await?;
     println!("{}", pki.token());
     Ok(())

@@ -8,10 +8,11 @@
 //! - [`pki`]: the CA, server certificate and join tokens.
 //! - [`certserver`]: the HTTPS certificate server edges join through.
 //! - [`cloudhub`]: the edge-facing module: sessions, per-node queues, acks.
-//! - `daemon.rs`: start-up and shutdown of the beehive modules.
+//! - `daemon.rs`: start-up (PKI, certificate server, CloudHub, monitor,
+//!   beehive) and shutdown; `gettoken`.
 //!
-//! The modules (cloudhub, edgecontroller, devicecontroller, synccontroller) are added by the issues that build them; each registers in
-//! `daemon.rs`.
+//! The controllers (edgecontroller, devicecontroller, synccontroller) are
+//! added by the issues that build them; each registers in `daemon.rs`.
 
 pub mod certserver;
 pub mod cloudhub;
@@ -20,4 +21,6 @@ mod daemon;
 pub mod pki;
 
 pub use config::CloudCoreConfig;
-pub use daemon::{run, RunError, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE};
+pub use daemon::{
+    gettoken, run, start, Addrs, RunError, Started, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE,
+};

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beehive::{Beehive, BeehiveBuilder, BoxError, Bus, BuildError, ShutdownError};
+use beehive::{Beehive, BeehiveBuilder, BoxError, BuildError, Bus, ShutdownError};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -195,11 +195,17 @@ pub async fn start(
         let settings = EdgeHubSettings::from_config(hub_config, &node_name)?;
         let certs = CertManager::new(hub_config, &node_name);
         let outbox_file = outbox_path(&config.database.data_source);
-        let outbox =
-            tokio::task::spawn_blocking(move || Outbox::open(outbox_file, OutboxOptions::default()))
-                .await
-                .map_err(|join| RunError::Join(join.to_string()))??;
-        let hub = EdgeHub::new(settings, client_tls(certs.files().clone()), outbox, &mut registry);
+        let outbox = tokio::task::spawn_blocking(move || {
+            Outbox::open(outbox_file, OutboxOptions::default())
+        })
+        .await
+        .map_err(|join| RunError::Join(join.to_string()))??;
+        let hub = EdgeHub::new(
+            settings,
+            client_tls(certs.files().clone()),
+            outbox,
+            &mut registry,
+        );
         let status = hub.status();
         builder.module(hub);
         tasks.spawn(keep_certificate(

@@ -6,9 +6,11 @@
 //!
 //! - [`config`]: `edgecore.yaml` in KubeEdge's shape, with validation.
 //! - [`certmgr`]: joining with a token and rotating the node certificate.
-//! - `daemon.rs`: start-up and shutdown of the beehive modules.
+//! - [`edgehub`]: the link to the cloud, with the SQLite outbox.
+//! - `daemon.rs`: start-up (certificate, EdgeHub, monitor, beehive) and
+//!   shutdown.
 //!
-//! The modules (edgehub, metamanager, eventbus, devicetwin, servicebus, node
+//! The other modules (metamanager, eventbus, devicetwin, servicebus, node
 //! status) are added by the issues that build them; each registers in
 //! `daemon.rs`.
 
@@ -18,4 +20,4 @@ mod daemon;
 pub mod edgehub;
 
 pub use config::EdgeCoreConfig;
-pub use daemon::{run, RunError, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE};
+pub use daemon::{node_name, run, start, RunError, Started, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE};
