@@ -294,10 +294,9 @@ async fn delivery_and_ack(transport: Transport) -> Result<()> {
     cloud.wait_metric("cloudhub_acks_total", 1.0).await;
     assert_eq!(cloud.acks.all(), [("edge-1".to_owned(), "476".to_owned())]);
     cloud.wait_metric("cloudhub_queue_depth", 0.0).await;
-    assert_eq!(
-        cloud.metric("cloudhub_messages_total{direction=\"down\"}"),
-        1.0
-    );
+    cloud
+        .wait_metric("cloudhub_messages_total{direction=\"down\"}", 1.0)
+        .await;
     // The ack is consumed by cloudhub, not forwarded.
     assert!(cloud.router.is_empty() && cloud.edgecontroller.is_empty());
 
@@ -603,5 +602,47 @@ async fn a_message_over_the_frame_cap_is_dropped_not_the_session() -> Result<()>
         .await;
     cloud.wait_metric("cloudhub_queue_depth", 0.0).await;
     assert_eq!(cloud.metric("cloudhub_connected_nodes"), 1.0);
+    cloud.stop().await
+}
+
+#[tokio::test]
+async fn upstream_over_the_rate_limit_waits_and_is_not_dropped() -> Result<()> {
+    let tune = |c: &mut CloudHubConfig| {
+        c.node_message_qps = 10.0;
+        c.node_message_burst = 1;
+    };
+    let mut cloud = Cloud::start(tune, QueueConfig::default()).await?;
+    let mut edge = cloud.connect("edge-1", Transport::Ws).await?;
+    let started = tokio::time::Instant::now();
+    let sent: Vec<Message> = (0..6)
+        .map(|i| {
+            Message::new(
+                "edged",
+                "resource",
+                Operation::Update,
+                format!("default/podstatus/p{i}"),
+            )
+        })
+        .collect();
+    for msg in &sent {
+        edge.sender.send(msg).await?;
+    }
+    for msg in &sent {
+        assert_eq!(
+            controller_gets(&mut cloud.edgecontroller).await?.id(),
+            msg.id()
+        );
+        assert_eq!(recv(&mut edge).await?.parent_id(), Some(msg.id()));
+    }
+    // A burst of one at 10/s: five waits of 100 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        cloud.metric("cloudhub_dropped_messages_total{reason=\"duplicate\"}"),
+        0.0
+    );
     cloud.stop().await
 }

@@ -12,10 +12,28 @@
 //!   outlive connections, so a reconnecting node gets what it missed;
 //! - **upstream**: reads with a deadline of `keepaliveInterval`, limits
 //!   each node to `nodeMessageQPS`/`nodeMessageBurst` (by waiting), treats
-//!   `response`s as acks, and hands everything else, prefixed with
-//!   `node/<id>/`, to DeviceController, DynamicController, Router or
-//!   EdgeController; with Apiary's upstream-ack extension it acks each such
-//!   message once handed over and drops recent duplicates.
+//!   a `response` to something it sent the node as an ack (a bare `"OK"`
+//!   for anything else is dropped, other replies are forwarded), and hands
+//!   everything else, prefixed with `node/<id>/`, to DeviceController
+//!   (source `twin`), DynamicController (source `metaserver`), Router
+//!   (group `user`, op `upload`) or EdgeController; with Apiary's
+//!   upstream-ack extension it acks each such message once handed over and
+//!   drops recent duplicates (acking them again).
+//!
+//! Invariant: a node has at most one session. Invariant: a node's queue
+//! lives as long as CloudHub, whatever happens to its connections.
+//! Deleting a node (`delete` of `node/<id>/null/node/<id>`) closes its
+//! session once what is already on its way (normally the delete) is written.
+//!
+//! # Metrics
+//!
+//! Registered under `cloudhub_`: `connected_nodes`, `queue_depth` (all
+//! nodes), `messages_total{direction=up|down}` (down counts every frame
+//! written, upstream acks included), `resends_total`, `acks_total`,
+//! `reconnects_total`, `refused_connections_total{reason}` (`node_limit`
+//! or the link's handshake reasons) and `dropped_messages_total{reason}`
+//! (`no_resource_version`, `stale`, `superseded`, `queue_full`,
+//! `duplicate`, `no_module`, `no_node`, `unknown_ack`, `too_large`).
 //!
 //! ```no_run
 //! # async fn demo(
