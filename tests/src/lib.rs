@@ -5,10 +5,14 @@
 //! # Layout
 //!
 //! - [`eventually`]: poll a condition until it holds or a deadline passes.
+//! - [`config`]: daemon configurations on loopback port 0 in temp dirs.
+//! - [`link`]: a cloud and edges in-process with stand-in modules.
 //! - [`proxy`]: loopback TCP/UDP proxies that drop or blackhole the link.
 //! - [`Daemon`]: an in-process daemon (`cloudcore::run` / `edgecore::run`)
 //!   with its shutdown token and join handle.
 
+pub mod config;
+pub mod link;
 pub mod proxy;
 
 use std::future::Future;

@@ -187,7 +187,9 @@ async fn relay(
             match peers.get(&client) {
                 Some(sock) => sock.clone(),
                 None => {
-                    let Ok(sock) = UdpSocket::bind("127.0.0.1:0").await else { continue };
+                    let Ok(sock) = UdpSocket::bind("127.0.0.1:0").await else {
+                        continue;
+                    };
                     if sock.connect(upstream).await.is_err() {
                         continue;
                     }

@@ -14,7 +14,8 @@ async fn edgecore_runs_until_cancelled_then_stops() {
     config.modules.node_status.hostname_override = "edge-shutdown".into();
     config.modules.edge_hub.tls_ca_file = dir.path().join("ca.crt").display().to_string();
     config.modules.edge_hub.tls_cert_file = dir.path().join("node.crt").display().to_string();
-    config.modules.edge_hub.tls_private_key_file = dir.path().join("node.key").display().to_string();
+    config.modules.edge_hub.tls_private_key_file =
+        dir.path().join("node.key").display().to_string();
     let daemon = Daemon::spawn(|token| edgecore::run(config, token));
     // Still running a moment later: it waits for the token, not a timer.
     tokio::task::yield_now().await;

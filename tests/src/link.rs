@@ -1,0 +1,219 @@
+//! A cloudcore and edgecores started in-process for link tests, with
+//! beehive endpoints standing in for the modules on either side: the cloud's
+//! `edgecontroller` (receives upstream) and the edge's `metamanager`
+//! (applies downstream by resourceVersion and acks after "committing").
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use beehive::Bus;
+use proto::{Message, Operation};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running cloudcore with an `edgecontroller` endpoint.
+pub struct Cloud {
+    /// Listener addresses.
+    pub addrs: cloudcore::Addrs,
+    /// The cloud's bus.
+    pub bus: Bus,
+    /// A valid join token.
+    pub token: String,
+    /// Upstream messages received by `edgecontroller`.
+    pub upstream: mpsc::Receiver<Message>,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), cloudcore::RunError>>,
+}
+
+impl Cloud {
+    /// Starts a cloudcore on `config`.
+    pub async fn start(config: cloudcore::CloudCoreConfig) -> Cloud {
+        let shutdown = CancellationToken::new();
+        let mut upstream = None;
+        let started = cloudcore::start(config, shutdown.clone(), |b| {
+            upstream = Some(b.endpoint("edgecontroller", "edgecontroller"));
+        })
+        .await
+        .expect("cloudcore starts");
+        let (addrs, bus, token) = (started.addrs, started.bus(), started.pki().token());
+        let task = tokio::spawn(started.wait());
+        Cloud {
+            addrs,
+            bus,
+            token,
+            upstream: upstream.expect("endpoint registered"),
+            shutdown,
+            task,
+        }
+    }
+
+    /// Queues `count` configmap inserts for `node`, resourceVersions from
+    /// `first_rv`, through CloudHub.
+    pub async fn send_configmaps(&self, node: &str, first_rv: u64, count: u64) {
+        for rv in first_rv..first_rv + count {
+            let msg = Message::new(
+                "edgecontroller",
+                "resource",
+                Operation::Insert,
+                format!("node/{node}/default/configmap/cm-{rv}"),
+            )
+            .with_resource_version(rv.to_string())
+            .with_content(serde_json::json!({
+                "kind": "ConfigMap", "apiVersion": "v1",
+                "metadata": {"name": format!("cm-{rv}"), "namespace": "default",
+                             "uid": format!("uid-{rv}"), "resourceVersion": rv.to_string()},
+                "data": {"n": rv.to_string()}
+            }));
+            self.bus
+                .send("cloudhub", msg)
+                .await
+                .expect("cloudhub takes it");
+        }
+    }
+
+    /// The cloud's Prometheus text.
+    pub async fn metrics(&self) -> String {
+        http_get(self.addrs.monitor, "/metrics").await
+    }
+
+    /// Stops the cloud.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+        assert!(
+            matches!(stopped, Ok(Ok(Ok(())))),
+            "cloudcore stops cleanly: {stopped:?}"
+        );
+    }
+}
+
+/// What the edge's stand-in MetaManager applied.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// How many times each (resource, resourceVersion) was applied.
+    pub applies: HashMap<(String, String), u32>,
+    /// Downstream deliveries seen, duplicates included.
+    pub received: u64,
+}
+
+/// A running edgecore with a `metamanager` endpoint.
+pub struct Edge {
+    /// The edge's bus.
+    pub bus: Bus,
+    /// Link state.
+    pub hub: edgecore::edgehub::EdgeHubStatus,
+    /// What was applied.
+    pub applied: Arc<Mutex<Applied>>,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), edgecore::RunError>>,
+}
+
+impl Edge {
+    /// Starts an edgecore on `config`.
+    pub async fn start(config: edgecore::EdgeCoreConfig) -> Edge {
+        let shutdown = CancellationToken::new();
+        let mut meta = None;
+        let started = edgecore::start(config, shutdown.clone(), |b| {
+            meta = Some(b.endpoint("metamanager", "meta"));
+        })
+        .await
+        .expect("edgecore starts");
+        let bus = started.bus();
+        let hub = started.hub().expect("edgehub enabled").clone();
+        let applied = Arc::new(Mutex::new(Applied::default()));
+        tokio::spawn(apply_and_ack(
+            meta.expect("endpoint registered"),
+            bus.clone(),
+            applied.clone(),
+        ));
+        let task = tokio::spawn(started.wait());
+        Edge {
+            bus,
+            hub,
+            applied,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Distinct objects applied so far.
+    pub fn applied_count(&self) -> usize {
+        self.applied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .applies
+            .len()
+    }
+
+    /// Waits until the link is up (or down).
+    pub async fn wait_connected(&self, up: bool, patience: Duration) {
+        let mut connected = self.hub.connected();
+        let reached = tokio::time::timeout(patience, connected.wait_for(|c| *c == up)).await;
+        assert!(
+            matches!(reached, Ok(Ok(_))),
+            "edge link never became {}",
+            if up { "up" } else { "down" }
+        );
+    }
+
+    /// Stops the edge.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+        assert!(
+            matches!(stopped, Ok(Ok(Ok(())))),
+            "edgecore stops cleanly: {stopped:?}"
+        );
+    }
+}
+
+/// Applies downstream messages by resourceVersion (an older or equal one is
+/// not applied again) and acks each after applying, as MetaManager does.
+async fn apply_and_ack(mut inbox: mpsc::Receiver<Message>, bus: Bus, applied: Arc<Mutex<Applied>>) {
+    let mut newest: HashMap<String, u64> = HashMap::new();
+    while let Some(msg) = inbox.recv().await {
+        if msg.resource() == proto::resource::NODE_CONNECTION {
+            continue;
+        }
+        let rv: u64 = msg.header.resource_version.parse().unwrap_or(0);
+        {
+            let mut applied = applied.lock().unwrap_or_else(PoisonError::into_inner);
+            applied.received += 1;
+            let seen = newest.entry(msg.resource().to_owned()).or_insert(0);
+            if rv > *seen {
+                *seen = rv;
+                *applied
+                    .applies
+                    .entry((
+                        msg.resource().to_owned(),
+                        msg.header.resource_version.clone(),
+                    ))
+                    .or_insert(0) += 1;
+            }
+        }
+        if bus.send("websocket", msg.reply("OK")).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A plain HTTP GET on loopback; returns the whole response.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+/// The value of the first sample of `metric` whose line contains `labels`.
+pub fn metric(text: &str, metric: &str, labels: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l.contains(labels))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
