@@ -7,8 +7,11 @@
 //! [`crate::quic`].
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use tokio::time::{timeout_at, Instant};
 
 use crate::error::LinkError;
 use crate::{quic, ws};
@@ -189,6 +192,13 @@ impl LinkReceiver {
             ReceiverInner::Quic(r) => r.recv().await,
         }
     }
+}
+
+/// Runs `fut` until `deadline`; running out is [`LinkError::Timeout`].
+pub(crate) async fn within<F: Future>(deadline: Instant, fut: F) -> Result<F::Output, LinkError> {
+    timeout_at(deadline, fut)
+        .await
+        .map_err(|_| LinkError::Timeout)
 }
 
 #[cfg(test)]

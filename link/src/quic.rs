@@ -26,8 +26,8 @@ use serde_json::{json, Value};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::conn::{
-    Connection, Incoming, Limits, LinkReceiver, LinkSender, Peer, ReceiverInner, SenderInner,
-    Transport,
+    within, Connection, Incoming, Limits, LinkReceiver, LinkSender, Peer, ReceiverInner,
+    SenderInner, Transport,
 };
 use crate::error::{AcceptError, LinkError, TlsError};
 use crate::tls::node_of;
@@ -357,13 +357,6 @@ fn ephemeral(server: IpAddr) -> SocketAddr {
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
     SocketAddr::new(ip, 0)
-}
-
-/// Runs `fut` until `deadline`; running out is [`LinkError::Timeout`].
-async fn within<F: std::future::Future>(deadline: Instant, fut: F) -> Result<F::Output, LinkError> {
-    timeout_at(deadline, fut)
-        .await
-        .map_err(|_| LinkError::Timeout)
 }
 
 /// The next frame on `recv`, buffering in `buf`. `Ok(None)`: the stream

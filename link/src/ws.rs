@@ -28,8 +28,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::conn::{
-    Connection, Incoming, Limits, LinkReceiver, LinkSender, Peer, ReceiverInner, SenderInner,
-    Transport,
+    within, Connection, Incoming, Limits, LinkReceiver, LinkSender, Peer, ReceiverInner,
+    SenderInner, Transport,
 };
 use crate::error::{AcceptError, LinkError, TlsError};
 use crate::tls::node_of;
@@ -138,17 +138,15 @@ impl WsAcceptor {
         )
         .await
         .map_err(|_| AcceptError::Timeout)?;
-        let ws = match (upgraded, verdict) {
+        let (ws, upgrade) = match (upgraded, verdict) {
             (Ok(ws), Some(Ok(upgrade))) => (ws, upgrade),
             (_, Some(Err(refusal))) => return Err(refusal),
             (Err(e), _) => return Err(AcceptError::Handshake(e.into())),
             (Ok(_), None) => {
-                return Err(AcceptError::Handshake(LinkError::Protocol(
-                    "upgrade without request",
-                )))
+                let e = LinkError::Protocol("upgraded without a request");
+                return Err(AcceptError::Handshake(e));
             }
         };
-        let (ws, upgrade) = ws;
         let peer = Peer {
             node_id: cert_node,
             project_id: upgrade.project_id,
@@ -302,13 +300,6 @@ fn upgrade_request(
         headers.insert(HeaderName::from_static(name), value);
     }
     Ok(request)
-}
-
-/// Runs `fut` until `deadline`; running out is [`LinkError::Timeout`].
-async fn within<F: std::future::Future>(deadline: Instant, fut: F) -> Result<F::Output, LinkError> {
-    timeout_at(deadline, fut)
-        .await
-        .map_err(|_| LinkError::Timeout)
 }
 
 fn split(ws: WsStream, peer: Peer, limits: Limits) -> Connection {
