@@ -202,13 +202,20 @@ async fn apply_and_ack(mut inbox: mpsc::Receiver<Message>, bus: Bus, applied: Ar
 
 /// A plain HTTP GET on loopback; returns the whole response.
 pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    try_http_get(addr, path)
+        .await
+        .expect("HTTP GET on loopback")
+}
+
+/// [`http_get`], or None when the server is not there (yet).
+pub async fn try_http_get(addr: SocketAddr, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
+    s.write_all(req.as_bytes()).await.ok()?;
     let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
 }
 
 /// The value of the first sample of `metric` whose line contains `labels`.
