@@ -139,10 +139,16 @@ mod tests {
 
         let metrics = get(monitor.addr, "/metrics").await;
         assert!(metrics.contains("demo_events_total 1"), "{metrics}");
-        assert!(get(monitor.addr, "/healthz").await.starts_with("HTTP/1.1 200"));
-        assert!(get(monitor.addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        assert!(get(monitor.addr, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200"));
+        assert!(get(monitor.addr, "/readyz")
+            .await
+            .starts_with("HTTP/1.1 503"));
         ready_tx.send_replace(true);
-        assert!(get(monitor.addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        assert!(get(monitor.addr, "/readyz")
+            .await
+            .starts_with("HTTP/1.1 200"));
 
         cancel.cancel();
         tokio::time::timeout(std::time::Duration::from_secs(10), monitor.task)
