@@ -2,6 +2,8 @@
 //! all sockets on 127.0.0.1 port 0), joined with a token, over WebSocket and
 //! QUIC, through proxies that drop or blackhole the link.
 
+#![allow(clippy::unwrap_used, reason = "test set-up: a failure should panic")]
+
 use std::time::{Duration, Instant};
 
 use proto::{Message, Operation};
@@ -29,7 +31,7 @@ async fn join_connect_and_exchange(via: Via) {
         via,
         15,
     );
-    let mut edge = Edge::start(cfg).await;
+    let edge = Edge::start(cfg).await;
     edge.wait_connected(true, PATIENCE).await;
     assert!(
         edge_dir.join("certs/server.crt").exists(),
@@ -140,17 +142,18 @@ async fn thousand_messages_across_cuts(via: Via, cuts: &[Mode]) {
         || async { (edge.applied_count() == 1000).then_some(()) },
     )
     .await;
-    let applied = edge.applied.lock().unwrap();
-    assert!(
-        applied.applies.values().all(|n| *n == 1),
-        "an object was applied twice"
-    );
-    eprintln!(
-        "{via:?}: 1000 objects applied once each; {} deliveries in all ({} duplicates re-acked)",
-        applied.received,
-        applied.received - 1000
-    );
-    drop(applied);
+    {
+        let applied = edge.applied.lock().unwrap();
+        assert!(
+            applied.applies.values().all(|n| *n == 1),
+            "an object was applied twice"
+        );
+        eprintln!(
+            "{via:?}: 1000 objects applied once each; {} deliveries in all ({} duplicates re-acked)",
+            applied.received,
+            applied.received - 1000
+        );
+    }
     edge.stop().await;
     cloud.stop().await;
 }
