@@ -233,8 +233,19 @@ fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
     resp
 }
 
+/// Initial read buffer of a connection. tungstenite's default (128 KiB) is
+/// allocated per connection up front, which would dominate a cloudcore
+/// holding thousands of mostly idle nodes; the buffer still grows to the
+/// frame cap when a large message arrives.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// Outgoing bytes gathered before a write reaches the socket.
+const WRITE_BUFFER: usize = 8 * 1024;
+
 fn ws_config(max_frame: usize) -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(max_frame))
         .max_frame_size(Some(max_frame))
 }
