@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p cloudcore -p tests
-//! target/release/cloudhub-bench [--nodes 100,1000,5000] [--idle-secs 20] [--messages 20000]
+//! target/release/cloudhub-bench [--transports ws,quic] [--nodes 100,1000,5000] [--idle-secs 20] [--messages 20000]
 //! ```
 //!
 //! Phase 1, per transport (WebSocket, QUIC) and N: cloudcore runs as its own
@@ -31,6 +31,7 @@ use tests::config::{self, Via};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 struct Args {
+    transports: Vec<Via>,
     nodes: Vec<usize>,
     idle: Duration,
     messages: u64,
@@ -38,6 +39,7 @@ struct Args {
 
 fn args() -> Result<Args, BoxError> {
     let mut out = Args {
+        transports: vec![Via::WebSocket, Via::Quic],
         nodes: vec![100, 1000, 5000],
         idle: Duration::from_secs(20),
         messages: 20_000,
@@ -49,6 +51,16 @@ fn args() -> Result<Args, BoxError> {
             "--nodes" => out.nodes = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--idle-secs" => out.idle = Duration::from_secs(value.parse()?),
             "--messages" => out.messages = value.parse()?,
+            "--transports" => {
+                out.transports = value
+                    .split(',')
+                    .map(|t| match t {
+                        "ws" => Ok(Via::WebSocket),
+                        "quic" => Ok(Via::Quic),
+                        other => Err(format!("unknown transport {other} (ws, quic)")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -405,7 +417,7 @@ async fn main() -> Result<(), BoxError> {
     let args = args()?;
     println!("| transport | nodes | cloudcore RSS per node | cloudcore CPU at idle heartbeat |");
     println!("| --- | --- | --- | --- |");
-    for via in [Via::WebSocket, Via::Quic] {
+    for &via in &args.transports {
         for &n in &args.nodes {
             let (kb, cpu) = scale(via, n, args.idle).await?;
             println!("| {via:?} | {n} | {kb:.1} KiB | {cpu:.2} % of one core |");
@@ -414,7 +426,7 @@ async fn main() -> Result<(), BoxError> {
     println!();
     println!("| transport | downstream msgs/s through CloudHub (100 nodes, acked) | bare link baseline | ratio |");
     println!("| --- | --- | --- | --- |");
-    for via in [Via::WebSocket, Via::Quic] {
+    for &via in &args.transports {
         let hub = throughput_cloudhub(via, 100, args.messages).await?;
         let raw = throughput_raw(via, 100, args.messages).await?;
         println!("| {via:?} | {hub:.0} | {raw:.0} | {:.2}× |", hub / raw);
