@@ -25,7 +25,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -375,6 +375,71 @@ impl Handler {
     }
 }
 
+// ---------------------------------------------------------------- UDP relay
+
+/// A UDP relay in front of the cloud's QUIC port that can swallow every
+/// datagram both ways: a blackholed link, with no close to notice.
+struct UdpRelay {
+    addr: SocketAddr,
+    blackhole: watch::Sender<bool>,
+    stop: CancellationToken,
+}
+
+impl UdpRelay {
+    async fn start(upstream: SocketAddr) -> UdpRelay {
+        let outer = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let inner = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        inner.connect(upstream).await.expect("the cloud's address");
+        let addr = outer.local_addr().expect("the bound address");
+        let (blackhole, cut) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let (mut from_edge, mut from_cloud) = (vec![0u8; 65536], vec![0u8; 65536]);
+            let mut edge: Option<SocketAddr> = None;
+            loop {
+                tokio::select! {
+                    () = stopped.cancelled() => return,
+                    got = outer.recv_from(&mut from_edge) => {
+                        let Ok((n, from)) = got else { return };
+                        edge = Some(from);
+                        let pass = !*cut.borrow();
+                        if pass {
+                            let _ = inner.send(&from_edge[..n]).await;
+                        }
+                    }
+                    got = inner.recv(&mut from_cloud) => {
+                        let Ok(n) = got else { continue };
+                        let pass = !*cut.borrow();
+                        if let (Some(to), true) = (edge, pass) {
+                            let _ = outer.send_to(&from_cloud[..n], to).await;
+                        }
+                    }
+                }
+            }
+        });
+        UdpRelay {
+            addr,
+            blackhole,
+            stop,
+        }
+    }
+
+    fn blackhole(&self, on: bool) {
+        self.blackhole.send_replace(on);
+    }
+}
+
+impl Drop for UdpRelay {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 // ---------------------------------------------------------------- edge
 
 /// An edge hive: EdgeHub plus test endpoints `metamanager` (group meta) and
@@ -699,7 +764,43 @@ async fn edgehub_broadcasts_connection_state_and_answers_requests() {
     cloud.kick();
     assert!(!edge.next_connection_state().await);
     assert!(edge.next_connection_state().await);
+    // Asked to reconnect (a renewed certificate), it drops and redials.
+    edge.status.reconnect();
+    assert!(!edge.next_connection_state().await);
+    assert!(edge.next_connection_state().await);
     cloud.stop().await;
     assert!(!edge.next_connection_state().await);
     edge.stop().await;
+}
+
+#[tokio::test]
+async fn edgehub_quic_notices_a_blackholed_link_within_two_heartbeats() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let addr = reserve(Transport::Quic);
+    let mut cloud = FakeCloud::start(Transport::Quic, addr, &pki, NORMAL).await;
+    let relay = UdpRelay::start(addr).await;
+    let edge = Edge::start(
+        &dir.path().join("outbox.db"),
+        Transport::Quic,
+        relay.addr,
+        &pki,
+    );
+    cloud.connected().await;
+    edge.wait_connected(true).await;
+
+    relay.blackhole(true);
+    let cut = Instant::now();
+    edge.wait_connected(false).await;
+    let noticed = cut.elapsed();
+    assert!(
+        noticed < HEARTBEAT * 2 + Duration::from_secs(1),
+        "noticed late: {noticed:?}"
+    );
+
+    relay.blackhole(false);
+    cloud.connected().await;
+    edge.wait_connected(true).await;
+    edge.stop().await;
+    cloud.stop().await;
 }

@@ -151,6 +151,8 @@ impl Module for EdgeHub {
 
     async fn run(&mut self, ctx: &mut ModuleContext) -> Result<(), ModuleError> {
         let cancel = ctx.cancellation_token().child_token();
+        // Stops the tasks below however this run ends, a panic included.
+        let _stop_tasks = cancel.clone().drop_guard();
         let tracker = TaskTracker::new();
         let (direct_tx, direct_rx) = mpsc::channel(DIRECT_QUEUE);
         tracker.spawn(connect::connect_loop(

@@ -75,8 +75,12 @@ pub(crate) async fn run(
         result
     };
     let (read, write) = tokio::join!(reader, writer);
-    let _ = tokio::time::timeout(CLOSE_GRACE, sender.close()).await;
-    read.and(write)
+    let ended = read.and(write);
+    if ended.is_ok() {
+        // Asked to stop: say goodbye. A failed link is just dropped.
+        let _ = tokio::time::timeout(CLOSE_GRACE, sender.close()).await;
+    }
+    ended
 }
 
 /// Reads until the link fails, the deadline passes or `cancel` fires.
