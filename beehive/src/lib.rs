@@ -72,3 +72,4 @@ pub use runtime::{
     Beehive, BeehiveBuilder, DEFAULT_MAILBOX_CAPACITY, DEFAULT_RESTART_BACKOFF,
     DEFAULT_RESTART_BACKOFF_MAX,
 };
+pub use supervisor::error_chain;

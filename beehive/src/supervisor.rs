@@ -93,8 +93,8 @@ pub(crate) async fn supervise(
     }
 }
 
-/// The error and its sources, joined with `: `.
-fn error_chain(err: &(dyn Error + 'static)) -> String {
+/// The error and its sources, joined with `: ` (for one-line logs).
+pub fn error_chain(err: &(dyn Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -23,7 +23,7 @@ where
     T: DaemonConfig,
     F: FnOnce(T, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), E>>,
-    E: std::error::Error,
+    E: std::error::Error + 'static,
 {
     logging::init();
     let config = match args.resolve::<T>(default_path) {
@@ -65,14 +65,4 @@ where
     }
 }
 
-/// An error and its sources, joined with `: `.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use beehive::error_chain;
