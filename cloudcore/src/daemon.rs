@@ -99,16 +99,9 @@ impl Started {
     /// [`SHUTDOWN_GRACE`].
     pub async fn wait(self) -> Result<(), RunError> {
         self.shutdown.cancelled().await;
-        self.tasks.close();
-        let modules = self.hive.shutdown(SHUTDOWN_GRACE);
-        let (modules, waited) = tokio::join!(
-            modules,
-            tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
-        );
-        if waited.is_err() {
-            tracing::warn!("servers did not stop within the grace period");
-        }
-        modules.map_err(RunError::from)
+        daemonkit::launch::stop(self.hive, &self.tasks, SHUTDOWN_GRACE)
+            .await
+            .map_err(RunError::from)
     }
 }
 

@@ -66,3 +66,26 @@ where
 }
 
 pub use beehive::error_chain;
+
+/// Stops a daemon: closes `tasks` (servers and background loops already
+/// cancelled through the shutdown token) and shuts the beehive down, both
+/// within `grace`. Tasks still running after the grace are logged; modules
+/// that did not stop are the error.
+pub async fn stop(
+    hive: beehive::Beehive,
+    tasks: &tokio_util::task::TaskTracker,
+    grace: std::time::Duration,
+) -> Result<(), beehive::ShutdownError> {
+    tasks.close();
+    let (modules, waited) = tokio::join!(
+        hive.shutdown(grace),
+        tokio::time::timeout(grace, tasks.wait())
+    );
+    if waited.is_err() {
+        tracing::warn!(
+            ?grace,
+            "background tasks did not stop within the grace period"
+        );
+    }
+    modules
+}

@@ -104,15 +104,9 @@ impl Started {
     /// Waits for the shutdown token, then stops everything.
     pub async fn wait(self) -> Result<(), RunError> {
         self.shutdown.cancelled().await;
-        self.tasks.close();
-        let (modules, waited) = tokio::join!(
-            self.hive.shutdown(SHUTDOWN_GRACE),
-            tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
-        );
-        if waited.is_err() {
-            tracing::warn!("background tasks did not stop within the grace period");
-        }
-        modules.map_err(RunError::from)
+        daemonkit::launch::stop(self.hive, &self.tasks, SHUTDOWN_GRACE)
+            .await
+            .map_err(RunError::from)
     }
 }
 
