@@ -19,5 +19,5 @@ pub mod store;
 pub use resource::{edge_resources, Gvr, ResourceInfo, Resources};
 pub use store::{
     Event, EventKind, Expect, Object, ObjectKey, Outcome, Store, StoreError, StoreOptions, Watch,
-    WatchError, WriteError, WriteOp,
+    WatchError, WriteError, WriteOp, WriteResult,
 };

@@ -58,7 +58,7 @@ pub struct StoreOptions {
     /// Changes kept in memory for watches that resume from an older
     /// revision; older ones get 410 Gone.
     pub history: usize,
-    /// Write requests committed together, at most.
+    /// Groups of writes committed together, at most.
     pub max_batch: usize,
     /// Read-only connections.
     pub readers: u32,
@@ -183,10 +183,14 @@ impl Outcome {
     }
 }
 
-/// A write request: operations applied together or not at all.
+/// The result of one group of operations.
+pub type WriteResult = Result<Vec<Outcome>, WriteError>;
+
+/// A write request: groups of operations, each group applied together or
+/// not at all, independently of the others.
 struct Request {
-    ops: Vec<WriteOp>,
-    reply: oneshot::Sender<Result<Vec<Outcome>, WriteError>>,
+    groups: Vec<Vec<WriteOp>>,
+    reply: oneshot::Sender<Vec<WriteResult>>,
 }
 
 /// A handle on the store; cheap to clone. The writer thread stops when the
@@ -247,16 +251,34 @@ impl Store {
 
     /// Applies `ops` atomically: all of them, or (on the first failed
     /// precondition or error) none. Returns once committed and published.
-    pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Outcome>, WriteError> {
+    pub async fn write(&self, ops: Vec<WriteOp>) -> WriteResult {
+        self.write_groups(vec![ops])
+            .await
+            .pop()
+            .unwrap_or(Err(WriteError::Store(StoreError::Closed)))
+    }
+
+    /// Applies each group of `groups` atomically and independently (a
+    /// failed group leaves the others applied), in order, in one commit.
+    /// Returns one result per group once committed and published.
+    pub async fn write_groups(&self, groups: Vec<Vec<WriteOp>>) -> Vec<WriteResult> {
+        let count = groups.len();
+        let closed = || {
+            (0..count)
+                .map(|_| Err(WriteError::Store(StoreError::Closed)))
+                .collect()
+        };
         let (reply, answer) = oneshot::channel();
-        self.inner
+        if self
+            .inner
             .writer
-            .send(Request { ops, reply })
+            .send(Request { groups, reply })
             .await
-            .map_err(|_| WriteError::Store(StoreError::Closed))?;
-        answer
-            .await
-            .map_err(|_| WriteError::Store(StoreError::Closed))?
+            .is_err()
+        {
+            return closed();
+        }
+        answer.await.unwrap_or_else(|_| closed())
     }
 
     /// One object, if present.

@@ -356,3 +356,30 @@ async fn a_dropped_store_closes_its_watches() {
     assert_eq!(end.unwrap().unwrap_err(), WatchError::Closed);
     let _unused: Option<Arc<Object>> = None;
 }
+
+#[tokio::test]
+async fn groups_in_one_request_stand_or_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    put(&store, "a", "1").await;
+    let results = store
+        .write_groups(vec![
+            vec![WriteOp::put(cm_key("b"), cm("b", "1"))],
+            vec![WriteOp::Put {
+                key: cm_key("a"),
+                value: cm("a", "2"),
+                origin: None,
+                expect: Expect::Absent,
+            }],
+            vec![WriteOp::put(cm_key("c"), cm("c", "1"))],
+        ])
+        .await;
+    assert!(
+        matches!(&results[0], Ok(o) if matches!(o[0], Outcome::Created(ref x) if x.revision == 2))
+    );
+    assert!(matches!(results[1], Err(WriteError::AlreadyExists(_))));
+    assert!(
+        matches!(&results[2], Ok(o) if matches!(o[0], Outcome::Created(ref x) if x.revision == 3))
+    );
+    assert_eq!(store.revision(), 3);
+}

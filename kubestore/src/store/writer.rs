@@ -1,7 +1,7 @@
 //! The writer thread: the only connection that writes. It takes every
-//! request waiting (up to `max_batch`), applies each inside a savepoint of
-//! one transaction (a request whose precondition fails is rolled back
-//! alone), commits once, publishes the changes to watchers and then
+//! request waiting (up to `max_batch` groups), applies each group inside a
+//! savepoint of one transaction (a group whose precondition fails is rolled
+//! back alone), commits once, publishes the changes to watchers and then
 //! answers. A failed commit (disk full, I/O error) fails every request of
 //! the batch, and nothing is published.
 
@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::error::{StoreError, StoreResult, WriteError};
 use super::hub::Hub;
 use super::object::{set_resource_version, Event, EventKind, Object, ObjectKey};
-use super::{schema, Expect, Outcome, Request, WriteOp};
+use super::{schema, Expect, Outcome, Request, WriteOp, WriteResult};
 
 /// Starts the writer thread on `conn`.
 pub(crate) fn spawn(
@@ -33,10 +33,14 @@ pub(crate) fn spawn(
 fn run(mut conn: Connection, mut requests: mpsc::Receiver<Request>, hub: Hub, max_batch: usize) {
     let mut revision = schema::revision(&conn).unwrap_or_else(|_| hub.revision());
     while let Some(first) = requests.blocking_recv() {
+        let mut groups = first.groups.len();
         let mut batch = vec![first];
-        while batch.len() < max_batch {
+        while groups < max_batch {
             match requests.try_recv() {
-                Ok(request) => batch.push(request),
+                Ok(request) => {
+                    groups += request.groups.len();
+                    batch.push(request);
+                }
                 Err(_) => break,
             }
         }
@@ -52,9 +56,15 @@ fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: Vec<Request>, 
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| Arc::new(e))
         .and_then(|mut tx| {
-            let results: Vec<_> = batch
+            let results: Vec<Vec<WriteResult>> = batch
                 .iter()
-                .map(|request| apply_request(&mut tx, &request.ops, &mut next))
+                .map(|request| {
+                    request
+                        .groups
+                        .iter()
+                        .map(|ops| apply_request(&mut tx, ops, &mut next))
+                        .collect()
+                })
                 .collect();
             if next != *revision {
                 tx.execute(
@@ -71,6 +81,7 @@ fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: Vec<Request>, 
             *revision = next;
             let events = results
                 .iter()
+                .flatten()
                 .filter_map(|r| r.as_ref().ok())
                 .flatten()
                 .filter_map(event_of)
@@ -84,9 +95,12 @@ fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: Vec<Request>, 
         Err(err) => {
             tracing::error!(error = %err, writes = batch.len(), "object store commit failed");
             for request in batch {
-                let _ = request
-                    .reply
-                    .send(Err(WriteError::Store(StoreError::Commit(err.clone()))));
+                let failed = request
+                    .groups
+                    .iter()
+                    .map(|_| Err(WriteError::Store(StoreError::Commit(err.clone()))))
+                    .collect();
+                let _ = request.reply.send(failed);
             }
         }
     }
