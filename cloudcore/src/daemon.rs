@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::certserver::{CertServer, CertServerError};
-use crate::cloudhub::{CloudHub, CloudHubError, NoAckHook};
+use crate::cloudhub::{AckHook, CloudHub, CloudHubError, NoAckHook};
 use crate::config::CloudCoreConfig;
 use crate::pki::{FileStore, Pki, PkiError, SecretStore};
 
@@ -121,6 +121,17 @@ pub async fn start(
     shutdown: CancellationToken,
     customize: impl FnOnce(&mut BeehiveBuilder),
 ) -> Result<Started, RunError> {
+    start_with_ack_hook(config, shutdown, Arc::new(NoAckHook), customize).await
+}
+
+/// [`start`], with `ack_hook` told of every downstream message an edge
+/// acks.
+pub async fn start_with_ack_hook(
+    config: CloudCoreConfig,
+    shutdown: CancellationToken,
+    ack_hook: Arc<dyn AckHook>,
+    customize: impl FnOnce(&mut BeehiveBuilder),
+) -> Result<Started, RunError> {
     let mut registry = Registry::default();
     let pki = load_pki(&config).await?;
     let hub_config = &config.modules.cloud_hub;
@@ -141,7 +152,7 @@ pub async fn start(
             key: pki.server_key(),
         };
         let tls = link::server_config(&creds)?;
-        let mut hub = CloudHub::new(hub_config, tls, &mut registry, Arc::new(NoAckHook));
+        let mut hub = CloudHub::new(hub_config, tls, &mut registry, ack_hook);
         let bound = hub.bind().await?;
         addrs.websocket = bound.ws;
         addrs.quic = bound.quic;

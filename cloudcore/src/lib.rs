@@ -22,5 +22,6 @@ pub mod pki;
 
 pub use config::CloudCoreConfig;
 pub use daemon::{
-    gettoken, run, start, Addrs, RunError, Started, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE,
+    gettoken, run, start, start_with_ack_hook, Addrs, RunError, Started, DEFAULT_CONFIG_PATH,
+    SHUTDOWN_GRACE,
 };

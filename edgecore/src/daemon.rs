@@ -24,6 +24,8 @@ use crate::edgehub::{
     outbox_path, ClientTls, EdgeHub, EdgeHubError, EdgeHubSettings, EdgeHubStatus, Outbox,
     OutboxError, OutboxOptions,
 };
+use crate::metamanager::MetaManager;
+use crate::nodestatus::{NodeStatus, NodeStatusError, NodeStatusSettings};
 
 /// Where KubeEdge keeps edgecore's configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubeedge/config/edgecore.yaml";
@@ -55,6 +57,18 @@ pub enum RunError {
     /// The outbox database could not be opened.
     #[error("outbox")]
     Outbox(#[from] OutboxError),
+    /// `modules.nodeStatus` is invalid.
+    #[error("node status")]
+    NodeStatus(#[from] NodeStatusError),
+    /// The metadata database could not be opened.
+    #[error("database {path}")]
+    Store {
+        /// The database file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: kubestore::StoreError,
+    },
     /// A start-up task panicked.
     #[error("start-up task failed: {0}")]
     Join(String),
@@ -76,6 +90,7 @@ pub struct Started {
     /// The node's name.
     pub node_name: String,
     hub: Option<EdgeHubStatus>,
+    store: kubestore::Store,
     hive: Beehive,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -94,6 +109,11 @@ impl Started {
     /// The link's state and the outbox depth (None when EdgeHub is off).
     pub fn hub(&self) -> Option<&EdgeHubStatus> {
         self.hub.as_ref()
+    }
+
+    /// The metadata store (`database.dataSource`).
+    pub fn store(&self) -> &kubestore::Store {
+        &self.store
     }
 
     /// The beehive bus.
@@ -172,6 +192,20 @@ fn ensure_parent(path: &str) -> Result<(), RunError> {
     }
 }
 
+/// Opens the metadata store on a blocking thread.
+async fn open_store(path: &str) -> Result<kubestore::Store, RunError> {
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        kubestore::Store::open(&owned, kubestore::StoreOptions::default())
+    })
+    .await
+    .map_err(|join| RunError::Join(join.to_string()))?
+    .map_err(|source| RunError::Store {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// Starts edgecore; `customize` may add modules or endpoints to the beehive.
 pub async fn start(
     config: EdgeCoreConfig,
@@ -212,6 +246,22 @@ pub async fn start(
     } else {
         None
     };
+    let store = open_store(&config.database.data_source).await?;
+    let resources = kubestore::Resources::new(kubestore::edge_resources());
+    let meta_config = &config.modules.meta_manager;
+    if meta_config.enable {
+        builder.module(MetaManager::new(
+            meta_config,
+            store.clone(),
+            resources.clone(),
+            hub_status.clone(),
+            &mut registry,
+        ));
+    }
+    if config.modules.node_status.enable {
+        let settings = NodeStatusSettings::from_config(&config, &node_name)?;
+        builder.module(NodeStatus::new(settings));
+    }
     customize(&mut builder);
 
     let (ready_tx, ready) = watch::channel(false);
@@ -241,6 +291,7 @@ pub async fn start(
         monitor: monitor_addr,
         node_name,
         hub: hub_status,
+        store,
         hive,
         tasks,
         shutdown,

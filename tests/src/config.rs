@@ -50,6 +50,7 @@ pub fn edge(
     config.database.data_source = file("edgecore.db");
     config.common_config.monitor_server.bind_address = "127.0.0.1:0".into();
     config.modules.node_status.hostname_override = node.into();
+    config.modules.meta_manager.meta_server.server = "127.0.0.1:0".into();
     let hub = &mut config.modules.edge_hub;
     hub.token = token.into();
     hub.http_server = format!("https://{https}");
@@ -61,5 +62,14 @@ pub fn edge(
     hub.quic.enable = via == Via::Quic;
     hub.websocket.server = server.to_string();
     hub.quic.server = server.to_string();
+    config
+}
+
+/// `config` with only EdgeHub among the edge's own modules: link tests put
+/// stand-ins on the bus and count every upstream message themselves.
+pub fn link_only(mut config: EdgeCoreConfig) -> EdgeCoreConfig {
+    config.modules.meta_manager.enable = false;
+    config.modules.meta_manager.meta_server.enable = false;
+    config.modules.node_status.enable = false;
     config
 }

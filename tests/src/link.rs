@@ -31,9 +31,17 @@ pub struct Cloud {
 impl Cloud {
     /// Starts a cloudcore on `config`.
     pub async fn start(config: cloudcore::CloudCoreConfig) -> Cloud {
+        Cloud::start_with_ack_hook(config, Arc::new(cloudcore::cloudhub::NoAckHook)).await
+    }
+
+    /// Starts a cloudcore on `config` whose CloudHub tells `hook` of acks.
+    pub async fn start_with_ack_hook(
+        config: cloudcore::CloudCoreConfig,
+        hook: Arc<dyn cloudcore::cloudhub::AckHook>,
+    ) -> Cloud {
         let shutdown = CancellationToken::new();
         let mut upstream = None;
-        let started = cloudcore::start(config, shutdown.clone(), |b| {
+        let started = cloudcore::start_with_ack_hook(config, shutdown.clone(), hook, |b| {
             upstream = Some(b.endpoint("edgecontroller", "edgecontroller"));
         })
         .await
@@ -112,8 +120,10 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Starts an edgecore on `config`.
+    /// Starts an edgecore on `config`, with a stand-in MetaManager (the
+    /// real one, the MetaServer and node status are switched off).
     pub async fn start(config: edgecore::EdgeCoreConfig) -> Edge {
+        let config = crate::config::link_only(config);
         let shutdown = CancellationToken::new();
         let mut meta = None;
         let started = edgecore::start(config, shutdown.clone(), |b| {

@@ -45,7 +45,7 @@ async fn offline_upstream_survives_sigkill_and_arrives_in_order() {
 
     // Join first (the certificate server is reachable), then cut the link.
     let edge_dir = dir.path().join("edge");
-    let edge = config::edge(
+    let edge = config::link_only(config::edge(
         &edge_dir,
         "edge-1",
         &cloud.token,
@@ -53,7 +53,7 @@ async fn offline_upstream_survives_sigkill_and_arrives_in_order() {
         proxy.addr(),
         Via::WebSocket,
         1,
-    );
+    ));
     let config_path = dir.path().join("edgecore.yaml");
     std::fs::write(&config_path, serde_norway::to_string(&edge).unwrap()).unwrap();
     proxy.set(Mode::Drop);

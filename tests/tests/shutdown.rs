@@ -12,6 +12,7 @@ async fn edgecore_runs_until_cancelled_then_stops() {
     config.database.data_source = dir.path().join("edgecore.db").display().to_string();
     config.common_config.monitor_server.bind_address = "127.0.0.1:0".into();
     config.modules.node_status.hostname_override = "edge-shutdown".into();
+    config.modules.meta_manager.meta_server.server = "127.0.0.1:0".into();
     config.modules.edge_hub.tls_ca_file = dir.path().join("ca.crt").display().to_string();
     config.modules.edge_hub.tls_cert_file = dir.path().join("node.crt").display().to_string();
     config.modules.edge_hub.tls_private_key_file =

@@ -136,7 +136,13 @@ async fn while_offline<T>(
             biased;
             () = cancel.cancelled() => return None,
             done = &mut work => return Some(done),
-            Some(request) = direct.recv() => fail_request(bus, &request),
+            Some(msg) = direct.recv() => {
+                if msg.header.sync {
+                    fail_request(bus, &msg);
+                } else {
+                    tracing::debug!(msg_id = msg.id(), "reply dropped while offline; the cloud will resend");
+                }
+            }
         }
     }
 }

@@ -80,8 +80,8 @@ use status::StatusPublisher;
 /// Messages taken from the mailbox and committed together.
 const MAX_BATCH: usize = 256;
 
-/// Direct requests waiting for the connection.
-const DIRECT_QUEUE: usize = 64;
+/// Direct requests and replies waiting for the connection.
+const DIRECT_QUEUE: usize = 1024;
 
 /// The outbox file next to the MetaManager database: `<dataSource>` with its
 /// extension replaced, e.g. `/var/lib/kubeedge/edgecore.db` →
@@ -195,6 +195,10 @@ async fn mailbox_loop(
                 tracing::debug!("ignoring an empty message");
             } else if msg.header.sync {
                 forward_request(ctx.bus(), direct, msg);
+            } else if is_reply(&msg) {
+                if direct.send(msg).await.is_err() {
+                    tracing::debug!("edgehub stopping; reply dropped");
+                }
             } else {
                 store.push(msg);
             }
@@ -202,6 +206,15 @@ async fn mailbox_loop(
         store_all(hub, store).await?;
     }
     Ok(())
+}
+
+/// A reply to a cloud message (an ack or an answer), sent without storing.
+pub(crate) fn is_reply(msg: &Message) -> bool {
+    msg.parent_id().is_some()
+        && matches!(
+            msg.operation(),
+            proto::Operation::Response | proto::Operation::Error
+        )
 }
 
 /// Hands a request to the connection, or answers it with an error.

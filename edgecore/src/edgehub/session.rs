@@ -171,9 +171,12 @@ impl Writer<'_, '_> {
                     self.window.on_ack(&msg_id);
                     parts.outbox.remove(&msg_id).await?;
                 }
-                Some(request) = direct.recv() => {
-                    parts.limiter.until_ready().await;
-                    self.write(&request).await?;
+                Some(msg) = direct.recv() => {
+                    // Requests are rate limited; replies (acks) are not.
+                    if msg.header.sync {
+                        parts.limiter.until_ready().await;
+                    }
+                    self.write(&msg).await?;
                 }
                 () = parts.limiter.until_ready(), if self.window.has_queued() => {
                     self.send_next().await?;
