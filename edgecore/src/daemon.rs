@@ -72,6 +72,9 @@ pub enum RunError {
     /// A start-up task panicked.
     #[error("start-up task failed: {0}")]
     Join(String),
+    /// The MetaServer could not start.
+    #[error("metaserver")]
+    MetaServer(#[from] crate::metaserver::MetaServerError),
     /// The monitor endpoints could not start.
     #[error("monitor server")]
     Monitor(#[from] daemonkit::monitor::MonitorError),
@@ -87,6 +90,8 @@ pub enum RunError {
 pub struct Started {
     /// Where `/metrics`, `/healthz`, `/readyz` are served.
     pub monitor: SocketAddr,
+    /// Where the MetaServer listens, if enabled.
+    pub metaserver: Option<SocketAddr>,
     /// The node's name.
     pub node_name: String,
     hub: Option<EdgeHubStatus>,
@@ -264,6 +269,25 @@ pub async fn start(
     }
     customize(&mut builder);
 
+    let metaserver = if meta_config.enable && meta_config.meta_server.enable {
+        let rest = kubestore::rest::RestConfig::new(
+            store.clone(),
+            resources.clone(),
+            &crate::nodestatus::kubelet_version(),
+        );
+        let server = crate::metaserver::serve(
+            &meta_config.meta_server.server,
+            rest,
+            shutdown.child_token(),
+        )?;
+        tasks.spawn(async move {
+            let _ = server.task.await;
+        });
+        Some(server.addr)
+    } else {
+        None
+    };
+
     let (ready_tx, ready) = watch::channel(false);
     let monitor = daemonkit::monitor::serve(
         &config.common_config.monitor_server.bind_address,
@@ -284,11 +308,13 @@ pub async fn start(
         node = %node_name,
         database = %config.database.data_source,
         monitor = %monitor_addr,
+        metaserver = %metaserver.map_or_else(|| "off".to_owned(), |a| format!("http://{a}")),
         modules = %hive.bus().modules().join(", "),
         "edgecore started"
     );
     Ok(Started {
         monitor: monitor_addr,
+        metaserver,
         node_name,
         hub: hub_status,
         store,

@@ -22,6 +22,7 @@ pub mod config;
 mod daemon;
 pub mod edgehub;
 pub mod metamanager;
+pub mod metaserver;
 pub mod nodestatus;
 
 pub use config::EdgeCoreConfig;

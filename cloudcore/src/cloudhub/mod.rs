@@ -10,10 +10,11 @@
 //!   resourceVersion per object wins, deletes supersede), sends them with a
 //!   window of unacked messages, resends every 5 s and backs off; queues
 //!   outlive connections, so a reconnecting node gets what it missed;
-//! - **upstream**: reads with a deadline of `keepaliveInterval`, limits
-//!   each node to `nodeMessageQPS`/`nodeMessageBurst` (by waiting), treats
-//!   a `response` to something it sent the node as an ack (a bare `"OK"`
-//!   for anything else is dropped, other replies are forwarded), and hands
+//! - **upstream**: reads with a deadline of `keepaliveInterval`, treats a
+//!   `response` to something it sent the node as an ack (taken at once:
+//!   rate limiting acks would cap downstream throughput), limits everything
+//!   else to `nodeMessageQPS`/`nodeMessageBurst` per node (by waiting),
+//!   drops a bare `"OK"` for anything else, forwards other replies, and hands
 //!   everything else, prefixed with `node/<id>/`, to DeviceController
 //!   (source `twin`), DynamicController (source `metaserver`), Router
 //!   (group `user`, op `upload`) or EdgeController; with Apiary's

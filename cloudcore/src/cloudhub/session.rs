@@ -221,10 +221,7 @@ impl Reader {
                 }
             };
             self.metrics.message(Direction::Up);
-            let handled = async {
-                self.limiter.until_ready().await;
-                self.dispatch(msg).await;
-            };
+            let handled = self.dispatch(msg);
             tokio::select! {
                 () = self.cancel.cancelled() => return "closed by cloudhub",
                 () = handled => {}
@@ -232,6 +229,9 @@ impl Reader {
         }
     }
 
+    /// Acks of downstream messages are taken at once; everything else an
+    /// edge sends waits for the node's rate limit (`nodeMessageQPS`), which
+    /// would otherwise cap downstream throughput at the same rate.
     async fn dispatch(&self, msg: Message) {
         match classify(&msg) {
             Upstream::Empty | Upstream::Keepalive => {}
@@ -239,6 +239,7 @@ impl Reader {
                 if self.node.ack(parent).await {
                     return;
                 }
+                self.limiter.until_ready().await;
                 if msg.content.as_str() == Some(content::OK) {
                     // A bare "OK" tells a controller nothing.
                     tracing::debug!(node = %self.node_id, parent, "ack for nothing queued");
@@ -248,7 +249,10 @@ impl Reader {
                 let module = target_module(&msg);
                 self.forward(msg, module).await;
             }
-            Upstream::Forward { module } => self.forward(msg, module).await,
+            Upstream::Forward { module } => {
+                self.limiter.until_ready().await;
+                self.forward(msg, module).await;
+            }
         }
     }
 

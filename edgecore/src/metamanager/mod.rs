@@ -22,6 +22,7 @@
 //! - `plan.rs`: what to do with one message (pure).
 //! - `query.rs`: remote and local queries.
 //! - `metrics.rs`: `metamanager_*` metrics.
+//! - `tests.rs`: the module on a real beehive and SQLite file.
 
 mod metrics;
 mod plan;
@@ -314,3 +315,6 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
