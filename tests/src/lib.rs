@@ -7,11 +7,13 @@
 //! - [`eventually`]: poll a condition until it holds or a deadline passes.
 //! - [`config`]: daemon configurations on loopback port 0 in temp dirs.
 //! - [`link`]: a cloud and edges in-process with stand-in modules.
+//! - [`kubectl`]: real kubectl against a loopback server.
 //! - [`proxy`]: loopback TCP/UDP proxies that drop or blackhole the link.
 //! - [`Daemon`]: an in-process daemon (`cloudcore::run` / `edgecore::run`)
 //!   with its shutdown token and join handle.
 
 pub mod config;
+pub mod kubectl;
 pub mod link;
 pub mod proxy;
 

@@ -82,6 +82,37 @@ impl Cloud {
         }
     }
 
+    /// Sends one object to `node` through CloudHub, as EdgeController
+    /// would: `operation` on `<namespace>/<type>/<name>`, the object's
+    /// resourceVersion in the header.
+    pub async fn send_object(
+        &self,
+        node: &str,
+        operation: Operation,
+        kind: &str,
+        object: serde_json::Value,
+    ) {
+        let meta = &object["metadata"];
+        let namespace = meta["namespace"].as_str().unwrap_or("default");
+        let name = meta["name"].as_str().expect("metadata.name");
+        let rv = meta["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let msg = Message::new(
+            "edgecontroller",
+            "resource",
+            operation,
+            format!("node/{node}/{namespace}/{kind}/{name}"),
+        )
+        .with_resource_version(rv)
+        .with_content(object);
+        self.bus
+            .send("cloudhub", msg)
+            .await
+            .expect("cloudhub takes it");
+    }
+
     /// The cloud's Prometheus text.
     pub async fn metrics(&self) -> String {
         http_get(self.addrs.monitor, "/metrics").await
