@@ -285,7 +285,7 @@ fn row<'a>(table: &'a str, name: &str) -> Option<Vec<&'a str>> {
     table
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|words| words.iter().any(|w| *w == name))
+        .find(|words| words.contains(&name))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,7 +89,7 @@ fn configmaps(db: &Path) -> HashMap<String, (i64, String)> {
         )
         .expect("meta count");
     assert_eq!(
-        usize::try_from(meta_rows).unwrap(),
+        usize::try_from(meta_rows).expect("a count"),
         out.len(),
         "meta and meta_v2 agree"
     );

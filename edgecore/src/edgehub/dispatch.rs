@@ -61,7 +61,15 @@ pub(crate) async fn deliver(bus: &Bus, target: Target, msg: Message) {
     let msg_id = msg.id().to_owned();
     let result = match target {
         Target::Respond => {
+            // A reply the cloud queued as needing an ack (KubeEdge's rules
+            // ask one for e.g. a configmap query's answer) is acked here,
+            // since no module acks what it receives through `respond`.
+            let ack = proto::needs_ack(&msg).then(|| msg.reply(proto::modules::content::OK));
             bus.respond(msg);
+            if let Some(ack) = ack {
+                // Our own mailbox; if it is full the cloud resends.
+                let _ = bus.try_send(edge::EDGEHUB, ack);
+            }
             Ok(())
         }
         Target::Group(name) => bus.send_to_group(name, msg).await.map(|n| {

@@ -42,22 +42,22 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum WriteError {
     /// [`Expect::Absent`](crate::Expect::Absent) but the object exists.
     #[error("{0:?} already exists")]
-    AlreadyExists(ObjectKey),
+    AlreadyExists(Box<ObjectKey>),
     /// The object must exist but does not.
     #[error("{0:?} not found")]
-    NotFound(ObjectKey),
+    NotFound(Box<ObjectKey>),
     /// The object is at another revision (or has another uid) than
     /// expected.
     #[error("{key:?} has changed: {reason}")]
     Conflict {
         /// The object.
-        key: ObjectKey,
+        key: Box<ObjectKey>,
         /// What differed.
         reason: String,
     },
     /// The value is not an object.
     #[error("{0:?}: the value is not a JSON object")]
-    Invalid(ObjectKey),
+    Invalid(Box<ObjectKey>),
     /// The store failed (disk full, I/O error, closed); retry later.
     #[error("store")]
     Store(#[from] StoreError),

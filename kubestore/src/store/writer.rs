@@ -54,7 +54,7 @@ fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: Vec<Request>, 
     let mut next = *revision;
     let applied = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| Arc::new(e))
+        .map_err(Arc::new)
         .and_then(|mut tx| {
             let results: Vec<Vec<WriteResult>> = batch
                 .iter()
@@ -211,14 +211,14 @@ fn check(
 ) -> Result<bool, WriteError> {
     match (expect, row) {
         (Expect::Any, _) => Ok(true),
-        (Expect::Absent, Some(_)) => Err(WriteError::AlreadyExists(key.clone())),
+        (Expect::Absent, Some(_)) => Err(WriteError::AlreadyExists(Box::new(key.clone()))),
         (Expect::Absent, None) => Ok(true),
         (Expect::Exists | Expect::Revision(_) | Expect::Uid(_), None) => {
-            Err(WriteError::NotFound(key.clone()))
+            Err(WriteError::NotFound(Box::new(key.clone())))
         }
         (Expect::Exists, Some(_)) => Ok(true),
         (Expect::Revision(want), Some(row)) if row.revision != *want => Err(WriteError::Conflict {
-            key: key.clone(),
+            key: Box::new(key.clone()),
             reason: format!(
                 "the object has been modified: resourceVersion {} is not the latest ({})",
                 want, row.revision
@@ -231,7 +231,7 @@ fn check(
                 Ok(true)
             } else {
                 Err(WriteError::Conflict {
-                    key: key.clone(),
+                    key: Box::new(key.clone()),
                     reason: format!("uid {want} does not match the stored object's {uid:?}"),
                 })
             }
@@ -257,7 +257,7 @@ fn put(
     revision: &mut u64,
 ) -> Result<Outcome, WriteError> {
     if !value.is_object() {
-        return Err(WriteError::Invalid(key.clone()));
+        return Err(WriteError::Invalid(Box::new(key.clone())));
     }
     let row = load(conn, key)?;
     if !check(key, expect, row.as_ref(), origin)? {
