@@ -236,9 +236,12 @@ impl Worker {
         if writes.is_empty() {
             return;
         }
-        let groups = writes.iter().map(|(_, ops, _)| ops.clone()).collect();
+        let (heads, groups): (Vec<_>, Vec<_>) = writes
+            .into_iter()
+            .map(|(msg, ops, after)| ((msg, after), ops))
+            .unzip();
         let results = self.querier.store.write_groups(groups).await;
-        for ((msg, _, after), result) in writes.into_iter().zip(results) {
+        for ((msg, after), result) in heads.into_iter().zip(results) {
             self.count(&result);
             match (after, result) {
                 (After::Ack, Ok(_)) => {
