@@ -33,14 +33,32 @@ struct State {
 }
 
 impl Hub {
-    /// A hub whose history starts empty at `revision`.
-    pub(crate) fn new(revision: u64, capacity: usize) -> Hub {
+    /// A hub at `revision` whose history holds `recorded` (the changes up
+    /// to `revision`, oldest first; they must be contiguous).
+    pub(crate) fn new(revision: u64, capacity: usize, recorded: Vec<Event>) -> Hub {
         let (live, _) = broadcast::channel(capacity.max(MIN_LIVE_BUFFER));
+        // Contiguous up to `revision`: a watch may resume from just before
+        // the first recorded change.
+        let contiguous = recorded
+            .last()
+            .is_some_and(|last| last.revision() == revision)
+            && recorded
+                .windows(2)
+                .all(|w| w[1].revision() == w[0].revision() + 1);
+        let (history, oldest) = match recorded.first() {
+            Some(first) if contiguous => (VecDeque::from(recorded.clone()), first.revision() - 1),
+            _ => (VecDeque::new(), revision),
+        };
+        let mut history = history;
+        while history.len() > capacity {
+            history.pop_front();
+        }
+        let oldest = history.front().map_or(oldest, |e| e.revision() - 1);
         Hub {
             state: Arc::new(Mutex::new(State {
-                history: VecDeque::with_capacity(capacity.min(65_536)),
+                history,
                 capacity,
-                oldest: revision,
+                oldest,
                 live,
             })),
             revision: Arc::new(AtomicU64::new(revision)),

@@ -55,8 +55,9 @@ use crate::resource::Gvr;
 /// Tuning of a [`Store`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// Changes kept in memory for watches that resume from an older
-    /// revision; older ones get 410 Gone.
+    /// Changes kept (in memory, and on disk so that they survive a
+    /// restart) for watches that resume from an older revision; older ones
+    /// get 410 Gone.
     pub history: usize,
     /// Groups of writes committed together, at most.
     pub max_batch: usize,
@@ -224,10 +225,15 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         let conn = schema::open_writer(&path)?;
         let revision = schema::revision(&conn)?;
-        let hub = hub::Hub::new(revision, options.history);
+        let recorded = schema::load_events(&conn, options.history)?;
+        let hub = hub::Hub::new(revision, options.history, recorded);
         let readers = read::Readers::open(&path, options.readers)?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
-        writer::spawn(conn, rx, hub.clone(), options.max_batch.max(1))?;
+        let limits = writer::Limits {
+            max_batch: options.max_batch.max(1),
+            history: options.history,
+        };
+        writer::spawn(conn, rx, hub.clone(), limits)?;
         tracing::debug!(path = %path.display(), revision, "object store open");
         Ok(Store {
             inner: Arc::new(Inner {

@@ -297,14 +297,23 @@ async fn watch_from_before_the_history_is_gone() {
         }
     );
     drop(store);
-    // After a restart the history is empty: only "now" can be resumed.
+    // The history is on disk: after a restart a watch still resumes from 2
+    // and replays what it missed.
     let store = Store::open(dir.path().join("s.db"), StoreOptions::default()).unwrap();
     assert_eq!(store.revision(), 4);
-    assert!(store.watch(&Gvr::core("configmaps"), None, Some(4)).is_ok());
+    let mut resumed = store.watch(&Gvr::core("configmaps"), None, Some(2)).unwrap();
+    for want in [3, 4] {
+        let e = resumed.next().await.unwrap();
+        assert_eq!((e.kind, e.revision()), (EventKind::Modified, want));
+        assert_eq!(e.object.value["data"]["v"], (want - 1).to_string());
+    }
     assert!(matches!(
-        store.watch(&Gvr::core("configmaps"), None, Some(3)),
+        store.watch(&Gvr::core("configmaps"), None, Some(1)),
         Err(WatchError::Gone { .. })
     ));
+    // New changes continue the sequence and reach the resumed watch.
+    put(&store, "a", "next").await;
+    assert_eq!(resumed.next().await.unwrap().revision(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,21 +21,30 @@ pub(crate) fn spawn(
     conn: Connection,
     requests: mpsc::Receiver<Request>,
     hub: Hub,
-    max_batch: usize,
+    limits: Limits,
 ) -> StoreResult<()> {
     std::thread::Builder::new()
         .name("kubestore-writer".to_owned())
-        .spawn(move || run(conn, requests, hub, max_batch))
+        .spawn(move || run(conn, requests, hub, limits))
         .map(drop)
         .map_err(StoreError::Thread)
 }
 
-fn run(mut conn: Connection, mut requests: mpsc::Receiver<Request>, hub: Hub, max_batch: usize) {
+/// The writer's bounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Groups committed together, at most.
+    pub(crate) max_batch: usize,
+    /// Changes kept in `store_events`.
+    pub(crate) history: usize,
+}
+
+fn run(mut conn: Connection, mut requests: mpsc::Receiver<Request>, hub: Hub, limits: Limits) {
     let mut revision = schema::revision(&conn).unwrap_or_else(|_| hub.revision());
     while let Some(first) = requests.blocking_recv() {
         let mut groups = first.groups.len();
         let mut batch = vec![first];
-        while groups < max_batch {
+        while groups < limits.max_batch {
             match requests.try_recv() {
                 Ok(request) => {
                     groups += request.groups.len();
@@ -44,13 +53,19 @@ fn run(mut conn: Connection, mut requests: mpsc::Receiver<Request>, hub: Hub, ma
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, &mut revision, batch, &hub);
+        commit_batch(&mut conn, &mut revision, batch, &hub, limits.history);
     }
     tracing::debug!(revision, "object store writer stopped");
 }
 
 /// Applies, commits, publishes and answers one batch.
-fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: Vec<Request>, hub: &Hub) {
+fn commit_batch(
+    conn: &mut Connection,
+    revision: &mut u64,
+    batch: Vec<Request>,
+    hub: &Hub,
+    history: usize,
+) {
     let mut next = *revision;
     let applied = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -67,6 +82,13 @@ fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: Vec<Request>, 
                 })
                 .collect();
             if next != *revision {
+                let changes = results
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| r.as_ref().ok())
+                    .flatten()
+                    .filter_map(event_of);
+                schema::record_events(&tx, changes, next, history).map_err(Arc::new)?;
                 tx.execute(
                     "UPDATE store_revision SET revision = ?1 WHERE id = 1",
                     [to_sql_int(next)],
