@@ -20,8 +20,32 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     msg_id TEXT UNIQUE,
     message TEXT,
-    created_at INTEGER
+    created_at INTEGER,
+    latest_key TEXT
 )";
+
+/// Added after the first release of the table: older files get the column.
+const ADD_LATEST_KEY: &str = "ALTER TABLE outbox ADD COLUMN latest_key TEXT";
+
+const LATEST_KEY_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS outbox_latest_key ON outbox (latest_key) WHERE latest_key IS NOT NULL";
+
+/// The "latest wins" key of a message: a node status report or a lease
+/// renewal replaces any older one still waiting (a day offline would
+/// otherwise queue some 17,000 of them, to be replayed in order). Other
+/// messages have none and are all kept.
+pub(crate) fn latest_key(msg: &Message) -> Option<String> {
+    use proto::resource::{ResourceKind, ResourcePath};
+    if *msg.operation() != proto::Operation::Update {
+        return None;
+    }
+    let path = ResourcePath::parse(msg.resource()).ok()?;
+    matches!(
+        path.kind(),
+        Some(ResourceKind::NodeStatus | ResourceKind::Lease)
+    )
+    .then(|| format!("{}:{}", msg.route.source, msg.resource()))
+}
 
 /// One caller's answer to an append: a `seq` or an error per message, or
 /// the error of the whole transaction.
@@ -72,6 +96,13 @@ impl Store {
                 .map_err(open_error)?;
         }
         conn.execute(SCHEMA, []).map_err(open_error)?;
+        let has_latest_key = conn
+            .prepare("SELECT latest_key FROM outbox LIMIT 0")
+            .is_ok();
+        if !has_latest_key {
+            conn.execute(ADD_LATEST_KEY, []).map_err(open_error)?;
+        }
+        conn.execute(LATEST_KEY_INDEX, []).map_err(open_error)?;
         let len: i64 = conn
             .query_row("SELECT COUNT(*) FROM outbox", [], |row| row.get(0))
             .map_err(open_error)?;
@@ -194,9 +225,10 @@ impl Store {
         let mut results = Vec::with_capacity(groups.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO outbox (msg_id, message, created_at) VALUES (?1, ?2, ?3)
+                "INSERT INTO outbox (msg_id, message, created_at, latest_key) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(msg_id) DO NOTHING",
             )?;
+            let mut supersede = tx.prepare_cached("DELETE FROM outbox WHERE latest_key = ?1")?;
             let mut existing = tx.prepare_cached("SELECT seq FROM outbox WHERE msg_id = ?1")?;
             for group in groups {
                 let mut answers = Vec::with_capacity(group.len());
@@ -211,6 +243,11 @@ impl Store {
                         answers.push(Ok(to_seq(seq)));
                         continue;
                     }
+                    let key = latest_key(&msg);
+                    if let Some(key) = &key {
+                        let gone = supersede.execute([key])?;
+                        len = len.saturating_sub(u64::try_from(gone).unwrap_or(0));
+                    }
                     if len >= self.max_rows {
                         answers.push(Err(OutboxError::Full {
                             max_rows: self.max_rows,
@@ -222,7 +259,7 @@ impl Store {
                             msg_id: msg.id().to_owned(),
                             source: Arc::new(source),
                         })?;
-                    insert.execute(params![msg.id(), json, now])?;
+                    insert.execute(params![msg.id(), json, now, key])?;
                     let seq = to_seq(tx.last_insert_rowid());
                     len += 1;
                     last_seq = last_seq.max(seq);
@@ -310,6 +347,64 @@ mod tests {
     use proto::Operation;
 
     use super::*;
+
+    #[test]
+    fn node_status_and_leases_keep_only_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("o.db"), &OutboxOptions::default()).unwrap();
+        let status = |n: u64| {
+            Message::new(
+                "edged",
+                "meta",
+                Operation::Update,
+                "default/nodestatus/edge-1",
+            )
+            .with_content(serde_json::json!({ "n": n }))
+        };
+        let lease = || {
+            Message::new(
+                "edged",
+                "meta",
+                Operation::Update,
+                "kube-node-lease/lease/edge-1",
+            )
+        };
+        let event = Message::new("edged", "meta", Operation::Insert, "default/event/e1");
+        let twin = Message::new(
+            "twin",
+            "twin",
+            Operation::Update,
+            "device/d1/twin/edge_updated",
+        );
+        let batch = vec![
+            status(1),
+            lease(),
+            event,
+            status(2),
+            twin,
+            lease(),
+            status(3),
+        ];
+        store.insert_all(vec![batch]).unwrap();
+        let rows = store.pending_from(0, 100).unwrap();
+        let kept: Vec<String> = rows
+            .iter()
+            .map(|(_, m)| format!("{} {}", m.resource(), m.content))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "default/event/e1 null",
+                "device/d1/twin/edge_updated null",
+                "kube-node-lease/lease/edge-1 null",
+                "default/nodestatus/edge-1 {\"n\":3}",
+            ]
+        );
+        assert_eq!(store.stats().len, 4);
+        // Registration (an insert) is never replaced.
+        let reg = Message::new("edged", "meta", Operation::Insert, "default/node/edge-1");
+        assert_eq!(latest_key(&reg), None);
+    }
 
     #[test]
     fn appends_queued_together_share_one_transaction() {
