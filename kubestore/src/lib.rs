@@ -6,11 +6,14 @@
 //! # Layout
 //!
 //! - [`resource`]: which resources are served ([`Resources`]).
+//! - [`crd`]: CustomResourceDefinitions: the cloud's built-in resources and
+//!   what a stored CRD adds to them.
 //! - [`store`]: the SQLite store: one writer thread, group commit, a global
 //!   revision, watches with replayable history.
 //! - [`selector`]: label and field selectors.
 //! - [`rest`]: the HTTP API on actix-web: discovery, get, list, watch.
 
+pub mod crd;
 pub mod resource;
 pub mod rest;
 pub mod selector;
