@@ -1,9 +1,7 @@
 //! Discovery, built from the served [`Resources`]: `/version`, `/api`
 //! (APIVersions), `/api/v1` and `/apis/{group}/{version}`
 //! (APIResourceList, with `{resource}/status` entries), `/apis`
-//! (APIGroupList), `/apis/{group}` (APIGroup), the health endpoints, and a
-//! 404 Status for `/openapi/v2` and `/openapi/v3` (kubectl `get` does not
-//! need them).
+//! (APIGroupList), `/apis/{group}` (APIGroup) and the health endpoints.
 //!
 //! Aggregated discovery (`as=APIGroupDiscoveryList`) is not served: the
 //! documents go out as plain `application/json`, from which kubectl and
@@ -84,11 +82,6 @@ pub(crate) async fn health() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ok")
-}
-
-/// `/openapi/v2`, `/openapi/v3`: not served.
-pub(crate) async fn openapi() -> Result<HttpResponse> {
-    Err(RestError::NoRoute)
 }
 
 /// A discovery document.

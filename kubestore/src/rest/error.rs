@@ -4,10 +4,17 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status, StatusDetails};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    ListMeta, Status, StatusCause, StatusDetails,
+};
 
 use crate::selector::SelectorError;
-use crate::store::{StoreError, WatchError};
+use crate::store::{StoreError, WatchError, WriteError};
+
+/// What kube-apiserver says when an object changed since the client read
+/// it (optimistic concurrency).
+pub(crate) const MODIFIED: &str =
+    "the object has been modified; please apply your changes to the latest version and try again";
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,9 +65,85 @@ pub enum RestError {
         /// The store's revision.
         current: u64,
     },
+    /// The object to create exists already (409).
+    #[error("{} \"{name}\" already exists", qualified(resource, group))]
+    AlreadyExists {
+        /// API group; empty for the core group.
+        group: String,
+        /// Plural resource name.
+        resource: String,
+        /// The object's name.
+        name: String,
+    },
+    /// The object changed since the client read it, or a precondition
+    /// (uid, resourceVersion) failed (409).
+    #[error(
+        "Operation cannot be fulfilled on {} \"{name}\": {reason}",
+        qualified(resource, group)
+    )]
+    Conflict {
+        /// API group; empty for the core group.
+        group: String,
+        /// Plural resource name.
+        resource: String,
+        /// The object's name.
+        name: String,
+        /// What failed, e.g. [`MODIFIED`].
+        reason: String,
+    },
+    /// The object is not valid (422): `field` of it, and why.
+    #[error("{kind} \"{name}\" is invalid: {field}: {detail}")]
+    Invalid {
+        /// API group; empty for the core group.
+        group: String,
+        /// The kind, e.g. `Pod`.
+        kind: String,
+        /// The object's name (may be empty).
+        name: String,
+        /// The field, e.g. `metadata.name`.
+        field: String,
+        /// Why, e.g. `Required value: name or generateName is required`.
+        detail: String,
+    },
+    /// A patch could not be applied to the object (422).
+    #[error("{0}")]
+    PatchFailed(String),
+    /// The request is refused (e.g. creating in a terminating namespace).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The body's media type is not served (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The store failed.
     #[error("Internal error occurred: {}", chain(.0))]
     Store(#[from] StoreError),
+}
+
+impl From<WriteError> for RestError {
+    /// A failed write of the object at the error's key; conflicts are
+    /// reported as [`MODIFIED`].
+    fn from(err: WriteError) -> Self {
+        match err {
+            WriteError::AlreadyExists(key) => RestError::AlreadyExists {
+                group: key.gvr.group,
+                resource: key.gvr.resource,
+                name: key.name,
+            },
+            WriteError::NotFound(key) => {
+                RestError::not_found(&key.gvr.group, &key.gvr.resource, &key.name)
+            }
+            WriteError::Conflict { key, .. } => RestError::Conflict {
+                group: key.gvr.group,
+                resource: key.gvr.resource,
+                name: key.name,
+                reason: MODIFIED.to_owned(),
+            },
+            WriteError::Invalid(_) => {
+                RestError::BadRequest("the object is not a JSON object".to_owned())
+            }
+            WriteError::Store(err) => RestError::Store(err),
+        }
+    }
 }
 
 /// `Result` with [`RestError`].
@@ -73,6 +156,18 @@ fn qualified(resource: &str, group: &str) -> String {
         resource.to_owned()
     } else {
         format!("{resource}.{group}")
+    }
+}
+
+/// The `StatusCause` reason of an [`RestError::Invalid`] detail, from the
+/// words it starts with, as kube-apiserver's field errors read.
+fn cause_reason(detail: &str) -> &'static str {
+    if detail.starts_with("Required value") {
+        "FieldValueRequired"
+    } else if detail.starts_with("Forbidden") {
+        "FieldValueForbidden"
+    } else {
+        "FieldValueInvalid"
     }
 }
 
@@ -98,9 +193,25 @@ impl RestError {
         }
     }
 
+    /// A [`RestError::Conflict`] on `name` of `resource` in `group`.
+    pub fn conflict(group: &str, resource: &str, name: &str, reason: &str) -> RestError {
+        RestError::Conflict {
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
     /// The HTTP status.
     pub fn code(&self) -> StatusCode {
         match self {
+            RestError::AlreadyExists { .. } | RestError::Conflict { .. } => StatusCode::CONFLICT,
+            RestError::Invalid { .. } | RestError::PatchFailed(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            RestError::Forbidden(_) => StatusCode::FORBIDDEN,
+            RestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RestError::NoRoute | RestError::NotFound { .. } => StatusCode::NOT_FOUND,
             RestError::BadRequest(_) | RestError::Selector(_) => StatusCode::BAD_REQUEST,
             RestError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -115,6 +226,11 @@ impl RestError {
     /// The Kubernetes `reason`.
     pub fn reason(&self) -> &'static str {
         match self {
+            RestError::AlreadyExists { .. } => "AlreadyExists",
+            RestError::Conflict { .. } => "Conflict",
+            RestError::Invalid { .. } | RestError::PatchFailed(_) => "Invalid",
+            RestError::Forbidden(_) => "Forbidden",
+            RestError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             RestError::NoRoute | RestError::NotFound { .. } => "NotFound",
             RestError::BadRequest(_) | RestError::Selector(_) => "BadRequest",
             RestError::MethodNotAllowed(_) => "MethodNotAllowed",
@@ -137,6 +253,39 @@ impl RestError {
                 name: Some(name.clone()),
                 group: (!group.is_empty()).then(|| group.clone()),
                 kind: Some(resource.clone()),
+                ..StatusDetails::default()
+            }),
+            RestError::AlreadyExists {
+                group,
+                resource,
+                name,
+            }
+            | RestError::Conflict {
+                group,
+                resource,
+                name,
+                ..
+            } => Some(StatusDetails {
+                name: Some(name.clone()),
+                group: (!group.is_empty()).then(|| group.clone()),
+                kind: Some(resource.clone()),
+                ..StatusDetails::default()
+            }),
+            RestError::Invalid {
+                group,
+                kind,
+                name,
+                field,
+                detail,
+            } => Some(StatusDetails {
+                name: Some(name.clone()),
+                group: (!group.is_empty()).then(|| group.clone()),
+                kind: Some(kind.clone()),
+                causes: Some(vec![StatusCause {
+                    field: Some(field.clone()),
+                    message: Some(detail.clone()),
+                    reason: Some(cause_reason(detail).to_owned()),
+                }]),
                 ..StatusDetails::default()
             }),
             RestError::NoRoute => Some(StatusDetails::default()),

@@ -1,8 +1,10 @@
 //! A Kubernetes-style HTTP API on actix-web over a [`Store`] and the
 //! [`Resources`] it serves: discovery, get, list and watch (with label and
-//! field selectors, Tables for kubectl, PartialObjectMetadata), and Status
-//! errors as kube-apiserver sends them. The edge MetaServer mounts it
-//! read-only; the cloud's embedded API will mount it writable.
+//! field selectors, Tables for kubectl, PartialObjectMetadata), create,
+//! update, patch (merge, JSON and strategic merge), delete and
+//! deletecollection, and Status errors as kube-apiserver sends them. The
+//! edge MetaServer mounts it read-only; the cloud's embedded API mounts it
+//! writable.
 //!
 //! ```no_run
 //! # fn demo(store: kubestore::Store) -> std::io::Result<()> {
@@ -27,19 +29,33 @@
 //! - `discovery.rs`: `/version`, `/api`, `/apis`, resource lists, health.
 //! - `read.rs`: get and list.
 //! - `watch.rs`: the streaming watch.
-//! - `write.rs`: create, update, patch, delete (refused for now), body cap.
+//! - `write.rs`: the write verbs (refused when read-only), body cap, what
+//!   they share; `create.rs`, `update.rs`, `patch.rs` (with
+//!   `strategic.rs` and `merge_keys.rs`), `delete.rs`: one verb each.
+//! - `openapi.rs`: type-less OpenAPI documents, for kubectl's validation.
+//! - `protobuf.rs`, `protobuf_kinds.rs`: protobuf request bodies of the
+//!   kinds kubectl's typed commands create, read as JSON.
 //! - `render.rs`: bodies in the negotiated representation.
 //! - `table.rs`, `printers.rs`: Tables and their per-kind columns.
 //! - `error.rs`: [`RestError`], rendered as a Status.
 
+mod create;
+mod delete;
 mod discovery;
 mod error;
+mod merge_keys;
+mod openapi;
 mod params;
+mod patch;
 mod path;
 mod printers;
+mod protobuf;
+mod protobuf_kinds;
 mod read;
 mod render;
+mod strategic;
 mod table;
+mod update;
 mod watch;
 mod write;
 
@@ -113,17 +129,16 @@ impl RestConfig {
 }
 
 /// Mounts the API on an actix-web app: `/version`, `/healthz`, `/readyz`,
-/// `/livez`, `/openapi/*` (404), and everything under `/api` and `/apis`.
+/// `/livez`, `/openapi/v2` and `/openapi/v3` (type-less when writable, 404
+/// when read-only), and everything under `/api` and `/apis`.
 pub fn configure(cfg: &mut web::ServiceConfig, rest: RestConfig) {
     cfg.app_data(web::Data::new(rest))
         .route("/version", web::get().to(discovery::version))
         .route("/healthz", web::get().to(discovery::health))
         .route("/readyz", web::get().to(discovery::health))
         .route("/livez", web::get().to(discovery::health))
-        .service(
-            web::resource(["/openapi/v2", "/openapi/v3", "/openapi/v3/{rest:.*}"])
-                .to(discovery::openapi),
-        )
+        .route("/openapi/v2", web::get().to(openapi::v2))
+        .service(web::resource(["/openapi/v3", "/openapi/v3/{rest:.*}"]).to(openapi::v3))
         .service(
             web::resource(["/api", "/api/{rest:.*}", "/apis", "/apis/{rest:.*}"])
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
@@ -178,3 +193,5 @@ async fn dispatch(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;

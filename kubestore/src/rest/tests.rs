@@ -1,6 +1,6 @@
 //! The API in process (actix's test service over a store in a temporary
 //! directory): routing, discovery, Status errors, selectors, Tables,
-//! refused writes and watch streams.
+//! refused writes and watch streams (writes: `write_tests/`).
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -229,11 +229,11 @@ async fn writes_are_refused() {
     f.rest.read_only = false;
     let svc = app!(f.rest);
     let (code, v) = call!(svc, create());
-    assert_eq!(code, 405);
-    assert!(v["message"]
-        .as_str()
-        .unwrap()
-        .contains("create is not served yet"));
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (422, Some("Invalid")),
+        "writable: a create without a name is invalid"
+    );
     let big = TestRequest::put()
         .uri("/api/v1/namespaces/default/pods/a")
         .set_payload(vec![b' '; MAX_BODY_BYTES + 1]);
