@@ -5,7 +5,9 @@
 //! `create.rs`, `update.rs` (PUT, and the read-modify-write loop patches
 //! share), `patch.rs`, `delete.rs`. This file holds what they share: the
 //! body as a JSON object of the right kind, object metadata, responses and
-//! the CustomResourceDefinition hook.
+//! the CustomResourceDefinition hook. Dry runs (`dryRun=All`, e.g.
+//! `kubectl apply --dry-run=server`, `kubectl diff`) are refused with 400
+//! rather than written.
 
 use std::sync::Arc;
 
@@ -70,6 +72,12 @@ pub(crate) async fn serve(
             "the server does not allow this method on the requested resource".to_owned(),
         )
     })?;
+    if dry_run(req.query_string()) {
+        // Refused rather than ignored: ignoring it would write.
+        return Err(RestError::BadRequest(
+            "dryRun is not supported by this server".to_owned(),
+        ));
+    }
     let body = read_body(req, payload, MAX_BODY_BYTES).await?;
     let media = media_type(req);
     match verb {
@@ -79,6 +87,14 @@ pub(crate) async fn serve(
         Verb::Delete => delete::delete(rest, target, &media, &body).await,
         Verb::DeleteCollection => delete::delete_collection(rest, target, req.query_string()).await,
     }
+}
+
+/// Whether the query asks for a dry run (`dryRun=All`).
+fn dry_run(query: &str) -> bool {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .any(|(key, value)| key == "dryRun" && !value.is_empty())
 }
 
 /// The request body, refused past `limit` bytes.

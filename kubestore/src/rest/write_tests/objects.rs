@@ -75,6 +75,9 @@ async fn create_sets_server_metadata() {
         .insert_header(("Content-Type", "application/yaml"))
         .set_payload("metadata: {name: y}");
     assert_eq!(call!(svc, yaml).0, 415);
+    let (code, _) = call!(svc, post(&format!("{PODS}?dryRun=All"), pod("dry")));
+    assert_eq!(code, 400, "a dry run is refused, not written");
+    assert_eq!(call!(svc, get(&format!("{PODS}/dry"))).0, 404);
     let (code, _) = call!(svc, post("/api/v1/pods", pod("x")));
     assert_eq!(
         code, 405,
