@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::certserver::{CertServer, CertServerError};
 use crate::cloudhub::{AckHook, CloudHub, CloudHubError, NoAckHook};
 use crate::config::CloudCoreConfig;
+use crate::kubeapi::{self, KubeApi};
 use crate::pki::{FileStore, Pki, PkiError, SecretStore};
 
 /// Where KubeEdge keeps cloudcore's configuration.
@@ -30,6 +31,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Why cloudcore could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// No Kubernetes client: the configured cluster is unreachable or the
+    /// embedded API could not start.
+    #[error("Kubernetes API")]
+    KubeApi(#[from] crate::kubeapi::KubeApiError),
     /// The CA, server certificate or token could not be loaded or made.
     #[error("certificates")]
     Pki(#[from] PkiError),
@@ -64,6 +69,8 @@ pub struct Addrs {
     pub https: Option<SocketAddr>,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub monitor: SocketAddr,
+    /// The embedded Kubernetes API, when cloudcore serves its own.
+    pub kube_api: Option<SocketAddr>,
 }
 
 /// A started cloudcore: listeners bound, modules running.
@@ -71,6 +78,7 @@ pub struct Started {
     /// Where it listens.
     pub addrs: Addrs,
     pki: Arc<Pki>,
+    kube: KubeApi,
     hive: Beehive,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -85,6 +93,16 @@ impl std::fmt::Debug for Started {
 }
 
 impl Started {
+    /// The kube-rs client cloudcore uses (its cluster or the embedded API).
+    pub fn kube_client(&self) -> kube::Client {
+        self.kube.client.clone()
+    }
+
+    /// The admin kubeconfig of the embedded API (or the configured one).
+    pub fn kubeconfig(&self) -> Option<&std::path::Path> {
+        self.kube.kubeconfig_path()
+    }
+
     /// The certificate authority (for the join token and the CA).
     pub fn pki(&self) -> &Arc<Pki> {
         &self.pki
@@ -143,7 +161,20 @@ pub async fn start_with_ack_hook(
         quic: None,
         https: None,
         monitor: SocketAddr::from(([127, 0, 0, 1], 0)),
+        kube_api: None,
     };
+    let mut kube = kubeapi::start(&config, shutdown.child_token()).await?;
+    let crds: Vec<serde_json::Value> = crds::all()
+        .into_iter()
+        .filter_map(|(_, crd)| serde_json::to_value(crd).ok())
+        .collect();
+    kube.apply_crds(&crds).await?;
+    if let Some(server) = kube.take_server_task() {
+        tasks.spawn(async move {
+            let _ = server.await;
+        });
+    }
+    addrs.kube_api = kube.addr();
     let mut cert_server = None;
     if hub_config.enable {
         let creds = link::Credentials {
@@ -197,12 +228,15 @@ pub async fn start_with_ack_hook(
         quic = ?addrs.quic,
         https = ?addrs.https,
         monitor = %addrs.monitor,
+        kubernetes = %kube.source,
+        kubeconfig = ?kube.kubeconfig_path(),
         modules = %hive.bus().modules().join(", "),
         "cloudcore started"
     );
     Ok(Started {
         addrs,
         pki,
+        kube,
         hive,
         tasks,
         shutdown,

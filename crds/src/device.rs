@@ -85,7 +85,6 @@ pub struct DeviceProperty {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TwinProperty {
     /// The value, always a string.
-    #[serde(default)]
     pub value: String,
     /// Metadata.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -13,6 +13,7 @@ pub fn cloud(dir: &Path, keepalive: u32) -> CloudCoreConfig {
     let mut config = CloudCoreConfig::default();
     config.common_config.data_dir = dir.display().to_string();
     config.common_config.monitor_server.bind_address = "127.0.0.1:0".into();
+    config.kube_api_config.embedded.bind_address = "127.0.0.1:0".into();
     let hub = &mut config.modules.cloud_hub;
     hub.keepalive_interval = keepalive;
     for listener in [&mut hub.websocket, &mut hub.https] {

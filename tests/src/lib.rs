@@ -5,14 +5,20 @@
 //! # Layout
 //!
 //! - [`eventually`]: poll a condition until it holds or a deadline passes.
+//! - [`cluster`]: Kubernetes API servers (embedded, kube-apiserver) with
+//!   kube-rs clients, for the kube-facing suite.
 //! - [`config`]: daemon configurations on loopback port 0 in temp dirs.
 //! - [`link`]: a cloud and edges in-process with stand-in modules.
 //! - [`kubectl`]: real kubectl against a loopback server.
+//! - [`kube`]: a real kube-apiserver 1.20 with etcd on loopback (built by
+//!   `scripts/kube-apiserver.sh`), or a developer's cluster.
 //! - [`proxy`]: loopback TCP/UDP proxies that drop or blackhole the link.
 //! - [`Daemon`]: an in-process daemon (`cloudcore::run` / `edgecore::run`)
 //!   with its shutdown token and join handle.
 
+pub mod cluster;
 pub mod config;
+pub mod kube;
 pub mod kubectl;
 pub mod link;
 pub mod proxy;

@@ -1,0 +1,122 @@
+//! Kubernetes API servers for the kube-facing tests, each with a kube-rs
+//! client and a kubeconfig: cloudcore's embedded API (always), Kubernetes'
+//! own kube-apiserver built by `scripts/kube-apiserver.sh` (when built), and
+//! any cluster a developer names with `APIARY_TEST_KUBECONFIG`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::kube::RealApiServer;
+
+/// One API server under test.
+pub struct Target {
+    /// `embedded`, `kube-apiserver` or `external`.
+    pub name: &'static str,
+    /// A client with admin rights.
+    pub client: kube::Client,
+    /// Its kubeconfig file.
+    pub kubeconfig: PathBuf,
+    _keep: Keep,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What keeps a target's server running until the target is dropped.
+enum Keep {
+    Embedded {
+        shutdown: tokio_util::sync::CancellationToken,
+        task: tokio::task::JoinHandle<Result<(), cloudcore::RunError>>,
+        _dir: tempfile::TempDir,
+    },
+    Real(Box<RealApiServer>),
+    External,
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        if let Keep::Embedded { shutdown, task, .. } = self {
+            shutdown.cancel();
+            task.abort();
+        }
+    }
+}
+
+/// A kube-rs client from the kubeconfig at `path`.
+pub async fn client_from(path: &Path) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("a readable kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("a usable kubeconfig");
+    kube::Client::try_from(config).expect("a kube client")
+}
+
+/// cloudcore (CloudHub and the embedded API, on loopback port 0) in a temp
+/// data directory.
+pub async fn embedded() -> Target {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = crate::config::cloud(dir.path(), 30);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let started = cloudcore::start(config, shutdown.clone(), |_| {})
+        .await
+        .expect("cloudcore starts");
+    let kubeconfig = started
+        .kubeconfig()
+        .expect("no cluster configured, so the embedded API runs")
+        .to_path_buf();
+    let task = tokio::spawn(started.wait());
+    let client = client_from(&kubeconfig).await;
+    Target {
+        name: "embedded",
+        client,
+        kubeconfig,
+        _keep: Keep::Embedded {
+            shutdown,
+            task,
+            _dir: dir,
+        },
+    }
+}
+
+/// Kubernetes' kube-apiserver with etcd, if `scripts/kube-apiserver.sh`
+/// built it; else an external cluster named by `APIARY_TEST_KUBECONFIG`.
+pub async fn real() -> Option<Target> {
+    if let Some(path) = crate::kube::external_kubeconfig() {
+        let client = client_from(&path).await;
+        return Some(Target {
+            name: "external",
+            client,
+            kubeconfig: path,
+            _keep: Keep::External,
+        });
+    }
+    crate::kube::binary()?;
+    let server = tokio::task::spawn_blocking(RealApiServer::start)
+        .await
+        .expect("start task")
+        .expect("kube-apiserver starts");
+    let kubeconfig = server.kubeconfig_path().to_path_buf();
+    let client = client_from(&kubeconfig).await;
+    Some(Target {
+        name: "kube-apiserver",
+        client,
+        kubeconfig,
+        _keep: Keep::Real(Box::new(server)),
+    })
+}
+
+/// Waits until `f` yields `Some`, polling every 50 ms for `patience`.
+pub async fn until<T, F, Fut>(what: &str, patience: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    crate::eventually(what, patience, f).await
+}
