@@ -8,6 +8,8 @@
 //! - [`pki`]: the CA, server certificate and join tokens.
 //! - [`certserver`]: the HTTPS certificate server edges join through.
 //! - [`cloudhub`]: the edge-facing module: sessions, per-node queues, acks.
+//! - [`kubeapi`]: the Kubernetes client, to a cluster or to the embedded
+//!   API cloudcore serves when there is none.
 //! - `daemon.rs`: start-up (PKI, certificate server, CloudHub, monitor,
 //!   beehive) and shutdown; `gettoken`.
 //!
@@ -18,6 +20,7 @@ pub mod certserver;
 pub mod cloudhub;
 pub mod config;
 mod daemon;
+pub mod kubeapi;
 pub mod pki;
 
 pub use config::CloudCoreConfig;
