@@ -36,7 +36,13 @@ enum Keep {
         task: tokio::task::JoinHandle<Result<(), cloudcore::RunError>>,
         _dir: tempfile::TempDir,
     },
-    Real(Box<RealApiServer>),
+    Real(
+        #[allow(
+            dead_code,
+            reason = "held so that the server stops when the target is dropped"
+        )]
+        Box<RealApiServer>,
+    ),
     External,
 }
 

@@ -24,7 +24,8 @@ pub struct Output {
 /// kubectl pointed at one server.
 #[derive(Debug, Clone)]
 pub struct Kubectl {
-    server: String,
+    server: Option<String>,
+    kubeconfig: Option<PathBuf>,
     home: PathBuf,
     extra: Vec<String>,
 }
@@ -44,7 +45,19 @@ impl Kubectl {
     /// kubectl for `http://<addr>`, its files under `home`.
     pub fn http(addr: SocketAddr, home: &Path) -> Kubectl {
         Kubectl {
-            server: format!("http://{addr}"),
+            server: Some(format!("http://{addr}")),
+            kubeconfig: None,
+            home: home.to_path_buf(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// kubectl using the kubeconfig at `path` (server, CA and token from
+    /// it), its other files under `home`.
+    pub fn with_kubeconfig(path: &Path, home: &Path) -> Kubectl {
+        Kubectl {
+            server: None,
+            kubeconfig: Some(path.to_path_buf()),
             home: home.to_path_buf(),
             extra: Vec::new(),
         }
@@ -52,11 +65,15 @@ impl Kubectl {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("kubectl");
-        cmd.env("KUBECONFIG", self.home.join("kubeconfig"))
-            .env("HOME", &self.home)
-            .arg("--server")
-            .arg(&self.server)
-            .arg("--cache-dir")
+        let kubeconfig = self
+            .kubeconfig
+            .clone()
+            .unwrap_or_else(|| self.home.join("kubeconfig"));
+        cmd.env("KUBECONFIG", kubeconfig).env("HOME", &self.home);
+        if let Some(server) = &self.server {
+            cmd.arg("--server").arg(server);
+        }
+        cmd.arg("--cache-dir")
             .arg(self.home.join("cache"))
             .arg("--request-timeout=20s")
             .args(&self.extra)
