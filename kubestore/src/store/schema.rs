@@ -127,7 +127,11 @@ pub(crate) fn load_events(conn: &Connection, history: usize) -> StoreResult<Vec<
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,
-            Gvr::new(&r.get::<_, String>(2)?, &r.get::<_, String>(3)?, &r.get::<_, String>(4)?),
+            Gvr::new(
+                &r.get::<_, String>(2)?,
+                &r.get::<_, String>(3)?,
+                &r.get::<_, String>(4)?,
+            ),
             r.get::<_, String>(5)?,
             r.get::<_, String>(6)?,
             r.get::<_, String>(7)?,

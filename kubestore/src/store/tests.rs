@@ -301,7 +301,9 @@ async fn watch_from_before_the_history_is_gone() {
     // and replays what it missed.
     let store = Store::open(dir.path().join("s.db"), StoreOptions::default()).unwrap();
     assert_eq!(store.revision(), 4);
-    let mut resumed = store.watch(&Gvr::core("configmaps"), None, Some(2)).unwrap();
+    let mut resumed = store
+        .watch(&Gvr::core("configmaps"), None, Some(2))
+        .unwrap();
     for want in [3, 4] {
         let e = resumed.next().await.unwrap();
         assert_eq!((e.kind, e.revision()), (EventKind::Modified, want));
