@@ -29,7 +29,7 @@ struct Args {
     events: usize,
 }
 
-fn args() -> Args {
+fn args() -> Option<Args> {
     let mut a = Args {
         writes: 2000,
         watchers: 100,
@@ -44,11 +44,11 @@ fn args() -> Args {
             ("--events", Some(v)) => a.events = v,
             _ => {
                 eprintln!("usage: kubeapi-bench [--writes N] [--watchers W] [--events E]");
-                std::process::exit(64);
+                return None;
             }
         }
     }
-    a
+    Some(a)
 }
 
 fn configmap(name: String) -> ConfigMap {
@@ -172,14 +172,16 @@ async fn measure(t: &Target, a: &Args) -> (f64, (Duration, Duration, Duration)) 
 }
 
 #[tokio::main]
-async fn main() {
-    let a = args();
+async fn main() -> std::process::ExitCode {
+    let Some(a) = args() else {
+        return std::process::ExitCode::from(64);
+    };
     let embedded = cluster::embedded().await;
     let (ew, el) = measure(&embedded, &a).await;
     drop(embedded);
     let Some(real) = cluster::real().await else {
         println!("kube-apiserver not built (scripts/kube-apiserver.sh): no baseline this run");
-        return;
+        return std::process::ExitCode::SUCCESS;
     };
     let (rw, rl) = measure(&real, &a).await;
     println!(
@@ -188,4 +190,5 @@ async fn main() {
         el.0.as_secs_f64() / rl.0.as_secs_f64(),
         el.1.as_secs_f64() / rl.1.as_secs_f64()
     );
+    std::process::ExitCode::SUCCESS
 }
