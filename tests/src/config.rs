@@ -14,6 +14,7 @@ pub fn cloud(dir: &Path, keepalive: u32) -> CloudCoreConfig {
     config.common_config.data_dir = dir.display().to_string();
     config.common_config.monitor_server.bind_address = "127.0.0.1:0".into();
     config.kube_api_config.embedded.bind_address = "127.0.0.1:0".into();
+    config.kube_api_config.embedded.ignore_environment = true;
     let hub = &mut config.modules.cloud_hub;
     hub.keepalive_interval = keepalive;
     for listener in [&mut hub.websocket, &mut hub.https] {

@@ -31,6 +31,7 @@ async fn cloudcore_runs_until_cancelled_then_stops() {
     config.common_config.data_dir = dir.path().display().to_string();
     config.common_config.monitor_server.bind_address = "127.0.0.1:0".into();
     config.kube_api_config.embedded.bind_address = "127.0.0.1:0".into();
+    config.kube_api_config.embedded.ignore_environment = true;
     let hub = &mut config.modules.cloud_hub;
     for listener in [&mut hub.websocket, &mut hub.https] {
         listener.address = "127.0.0.1".into();

@@ -134,12 +134,18 @@ impl Default for KubeApiConfig {
 pub struct EmbeddedApi {
     /// `ip:port` the embedded API listens on when no cluster is configured.
     pub bind_address: String,
+    /// Serve the embedded API even when `KUBECONFIG` or a pod's
+    /// service-account environment names a cluster (only an explicit
+    /// `kubeConfig` or `master` still wins). Tests set it so that they never
+    /// touch the developer's cluster.
+    pub ignore_environment: bool,
 }
 
 impl Default for EmbeddedApi {
     fn default() -> Self {
         EmbeddedApi {
             bind_address: "127.0.0.1:6443".to_owned(),
+            ignore_environment: false,
         }
     }
 }

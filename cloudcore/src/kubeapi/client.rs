@@ -84,10 +84,18 @@ impl Source {
                 master,
             };
         }
+        let env_paths = || {
+            if config.embedded.ignore_environment {
+                None
+            } else {
+                env_paths()
+            }
+        };
+        let in_cluster = env.in_cluster && !config.embedded.ignore_environment;
         match (master, env_paths()) {
             (master, Some(paths)) => Source::Kubeconfig { paths, master },
             (Some(master), None) => Source::Master(master),
-            (None, None) if env.in_cluster => Source::InCluster,
+            (None, None) if in_cluster => Source::InCluster,
             (None, None) => Source::Embedded,
         }
     }
@@ -250,6 +258,17 @@ mod tests {
         );
         assert_eq!(Source::choose(&config("", ""), &pod), Source::InCluster);
         assert_eq!(Source::choose(&config(" ", ""), &none), Source::Embedded);
+        // Told to ignore the environment: KUBECONFIG and the pod's
+        // service account are passed over, explicit settings still win.
+        let mut ignoring = config("", "");
+        ignoring.embedded.ignore_environment = true;
+        assert_eq!(Source::choose(&ignoring, &env), Source::Embedded);
+        assert_eq!(Source::choose(&ignoring, &pod), Source::Embedded);
+        ignoring.master = "https://m".into();
+        assert_eq!(
+            Source::choose(&ignoring, &env),
+            Source::Master("https://m".into())
+        );
         assert_eq!(
             Source::Kubeconfig {
                 paths: vec!["/a".into()],
