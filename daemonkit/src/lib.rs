@@ -7,6 +7,7 @@
 //! - [`config`]: YAML config loading with errors that name the key, the
 //!   [`DaemonConfig`] trait (validation, unsupported KubeEdge modules,
 //!   `--minconfig` keys) and the exit status for a bad file.
+//! - [`http`]: running an actix-web server until cancelled.
 //! - [`launch`]: the common `main`: config, runtime, signals, exit status.
 //! - [`logging`]: the tracing subscriber.
 //! - [`monitor`]: `/metrics`, `/healthz`, `/readyz`.
@@ -14,6 +15,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod launch;
 pub mod logging;
 pub mod monitor;

@@ -70,19 +70,8 @@ pub fn serve(
     .listen(listener)
     .map_err(bind_error)?
     .run();
-    let handle = server.handle();
     let task = tokio::spawn(async move {
-        let mut server = std::pin::pin!(server);
-        let result = tokio::select! {
-            result = &mut server => result,
-            () = cancel.cancelled() => {
-                // The server future processes the stop command itself, so it
-                // must keep being polled while the stop completes.
-                let (result, ()) = tokio::join!(server, handle.stop(true));
-                result
-            }
-        };
-        if let Err(err) = result {
+        if let Err(err) = crate::http::serve_until(server, cancel).await {
             tracing::error!(%err, "monitor server failed");
         }
     });

@@ -139,17 +139,10 @@ impl CertServer {
             source,
         })?
         .run();
-        let handle = server.handle();
         tracing::info!(addr = %self.addr, "certificate server listening (/ca.crt, /edge.crt)");
-        let mut server = std::pin::pin!(server);
-        tokio::select! {
-            result = &mut server => return result.map_err(CertServerError::Serve),
-            () = cancel.cancelled() => {}
-        }
-        // The stop command is handled by the server future itself, so keep
-        // polling it while waiting for the stop to complete.
-        let (result, ()) = tokio::join!(server, handle.stop(true));
-        result.map_err(CertServerError::Serve)?;
+        daemonkit::http::serve_until(server, cancel)
+            .await
+            .map_err(CertServerError::Serve)?;
         tracing::info!("certificate server stopped");
         Ok(())
     }

@@ -287,19 +287,8 @@ fn serve(
     .listen_rustls_0_23(listener, tls)
     .map_err(|source| KubeApiError::Bind { addr, source })?
     .run();
-    let handle = server.handle();
     Ok(tokio::spawn(async move {
-        let mut server = std::pin::pin!(server);
-        let result = tokio::select! {
-            result = &mut server => result,
-            () = cancel.cancelled() => {
-                // The server future carries out the stop itself: keep
-                // polling it while the stop completes.
-                let (result, ()) = tokio::join!(server, handle.stop(true));
-                result
-            }
-        };
-        match result {
+        match daemonkit::http::serve_until(server, cancel).await {
             Ok(()) => tracing::info!("embedded Kubernetes API stopped"),
             Err(err) => tracing::error!(%err, "embedded Kubernetes API failed"),
         }
