@@ -34,7 +34,6 @@ use std::time::Duration;
 use beehive::{async_trait, Bus, Module, ModuleContext, ModuleError, RestartPolicy};
 use kubestore::{Outcome, Resources, Store, WriteError, WriteOp, WriteResult};
 use proto::modules::edge;
-use proto::resource::{ResourceKind, ResourcePath};
 use proto::Message;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
@@ -238,15 +237,17 @@ impl Worker {
         }
         let (heads, groups): (Vec<_>, Vec<_>) = writes
             .into_iter()
-            .map(|(msg, ops, after)| ((msg, after), ops))
+            .map(|(msg, ops, after)| ((msg, after, touches_node(&ops)), ops))
             .unzip();
         let results = self.querier.store.write_groups(groups).await;
-        for ((msg, after), result) in heads.into_iter().zip(results) {
+        for ((msg, after, node), result) in heads.into_iter().zip(results) {
             self.count(&result);
             match (after, result) {
                 (After::Ack, Ok(_)) => {
                     self.ack(&msg, "OK").await;
-                    self.tell_node_status(&msg);
+                    if node {
+                        self.tell_node_status(&msg);
+                    }
                 }
                 (After::Ack, Err(WriteError::Conflict { .. })) => {
                     // A delete for another incarnation (uid) of the object:
@@ -289,15 +290,11 @@ impl Worker {
     /// Hands the cloud's copy of a Node to the node status module, which
     /// learns the Node's uid from it.
     fn tell_node_status(&self, msg: &Message) {
-        let is_node = ResourcePath::parse(msg.resource())
-            .is_ok_and(|p| p.kind() == Some(&ResourceKind::Node));
-        if is_node {
-            // Absent or busy: the next copy will do.
-            let _ = self
-                .querier
-                .bus
-                .try_send(crate::nodestatus::MODULE_NAME, msg.clone());
-        }
+        // Absent or busy: the next copy will do.
+        let _ = self
+            .querier
+            .bus
+            .try_send(crate::nodestatus::MODULE_NAME, msg.clone());
     }
 
     async fn ack(&self, msg: &Message, content: &str) {
@@ -317,6 +314,16 @@ impl Worker {
             tracing::warn!(msg_id, %err, "cannot hand a message to edgehub");
         }
     }
+}
+
+/// Whether a write group is about a Node (its object row is a `nodes` one).
+fn touches_node(ops: &[WriteOp]) -> bool {
+    ops.iter().any(|op| match op {
+        WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } => {
+            key.gvr.group.is_empty() && key.gvr.resource == "nodes"
+        }
+        WriteOp::PutMeta { .. } | WriteOp::DeleteMeta { .. } => false,
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! `meta_v2`), and whether to ack the cloud, forward to the cloud, answer
 //! a query or ignore it. Reference §3 "Writes" and "Routing by source".
 
-use kubestore::{Expect, ObjectKey, Resources, WriteOp};
+use kubestore::{Expect, ObjectKey, ResourceInfo, Resources, WriteOp};
 use proto::modules::cloud;
 use proto::resource::{ResourceKind, ResourcePath, Target, NULL_NAMESPACE};
 use proto::{Message, Operation};
@@ -54,7 +54,7 @@ pub(crate) struct Query {
     /// The object's key when the type is servable (and a name is given).
     pub object: Option<ObjectKey>,
     /// The type's resource when servable.
-    pub gvr: Option<kubestore::Gvr>,
+    pub info: Option<ResourceInfo>,
 }
 
 impl Query {
@@ -126,7 +126,7 @@ pub(crate) fn plan(msg: &Message, resources: &Resources) -> Plan {
     if *op == Operation::Query {
         return Plan::Query(Query {
             object: name.as_deref().and_then(object_key),
-            gvr: info.as_ref().map(|i| i.gvr.clone()),
+            info: info.clone(),
             meta_key,
             kind: kind.clone(),
             namespace: namespace.clone(),
@@ -189,45 +189,60 @@ pub(crate) fn plan(msg: &Message, resources: &Resources) -> Plan {
             Plan::Forward
         };
     }
-    let mut ops = vec![WriteOp::PutMeta {
+    let registering = !cloud && *op == Operation::Insert && *kind == ResourceKind::Node;
+    let expect = if registering {
+        // The cloud's Node, if stored, is better than our first draft.
+        Expect::Absent
+    } else if cloud {
+        Expect::NewerOrigin
+    } else {
+        Expect::Any
+    };
+    let origin = Some(msg.header.resource_version.as_str()).filter(|rv| !rv.is_empty());
+    let object = object_key(name).zip(info.as_ref());
+    let ops = store_ops(meta_key, kind, object, content, origin, expect);
+    Plan::Write { ops, after }
+}
+
+/// The rows for one object: the servable object in `meta_v2` (when
+/// `object` names its resource), written under `expect`, then KubeEdge's
+/// `meta` row. The origin version is `origin`, else the object's own
+/// `metadata.resourceVersion`.
+pub(crate) fn store_ops(
+    meta_key: String,
+    kind: &ResourceKind,
+    object: Option<(ObjectKey, &ResourceInfo)>,
+    content: Value,
+    origin: Option<&str>,
+    expect: Expect,
+) -> Vec<WriteOp> {
+    let meta = WriteOp::PutMeta {
         key: meta_key,
         kind: kind.as_str().to_owned(),
         value: content.to_string(),
-    }];
-    if let (Some(key), Some(info)) = (object_key(name), info.as_ref()) {
-        let origin = Some(msg.header.resource_version.clone())
-            .filter(|rv| !rv.is_empty())
-            .or_else(|| {
-                content
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            });
-        let registering = !cloud && *op == Operation::Insert && *kind == ResourceKind::Node;
-        let expect = if registering {
-            // The cloud's Node, if stored, is better than our first draft.
-            Expect::Absent
-        } else if cloud {
-            Expect::NewerOrigin
-        } else {
-            Expect::Any
-        };
-        ops.insert(
-            0,
-            WriteOp::Put {
-                value: complete(content, info, &key),
-                key,
-                origin,
-                expect,
-            },
-        );
-    }
-    Plan::Write { ops, after }
+    };
+    let Some((key, info)) = object else {
+        return vec![meta];
+    };
+    let origin = origin
+        .or_else(|| {
+            content
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+        })
+        .map(str::to_owned);
+    let put = WriteOp::Put {
+        value: complete(content, info, &key),
+        key,
+        origin,
+        expect,
+    };
+    vec![put, meta]
 }
 
 /// Fills in `apiVersion`, `kind`, `metadata.name` and `metadata.namespace`
 /// where the sender left them out, so the MetaServer serves whole objects.
-pub(crate) fn complete(mut value: Value, info: &kubestore::ResourceInfo, key: &ObjectKey) -> Value {
+pub(crate) fn complete(mut value: Value, info: &ResourceInfo, key: &ObjectKey) -> Value {
     if let Some(obj) = value.as_object_mut() {
         obj.entry("apiVersion")
             .or_insert_with(|| Value::String(info.gvr.api_version()));

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use beehive::Bus;
-use kubestore::{Expect, Store, WriteOp};
+use kubestore::{Expect, Store};
 use proto::{Message, Operation};
 use serde_json::Value;
 
@@ -81,30 +81,14 @@ impl Querier {
     }
 
     async fn store_answer(&self, query: &Query, object: &Value) {
-        let mut ops = vec![WriteOp::PutMeta {
-            key: query.meta_key.clone(),
-            kind: query.kind.as_str().to_owned(),
-            value: object.to_string(),
-        }];
-        if let Some(key) = &query.object {
-            if let Some(info) =
-                self.resources
-                    .get(&key.gvr.group, &key.gvr.version, &key.gvr.resource)
-            {
-                ops.insert(
-                    0,
-                    WriteOp::Put {
-                        key: key.clone(),
-                        value: plan::complete(object.clone(), &info, key),
-                        origin: object
-                            .pointer("/metadata/resourceVersion")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned),
-                        expect: Expect::NewerOrigin,
-                    },
-                );
-            }
-        }
+        let ops = plan::store_ops(
+            query.meta_key.clone(),
+            &query.kind,
+            query.object.clone().zip(query.info.as_ref()),
+            object.clone(),
+            None,
+            Expect::NewerOrigin,
+        );
         if let Err(err) = self.store.write(ops).await {
             tracing::warn!(key = query.meta_key, error = %beehive::error_chain(&err), "cannot store a query answer");
         }
@@ -113,17 +97,17 @@ impl Querier {
     /// Answers from the store: the object, or a JSON array for a list.
     async fn local(&self, msg: &Message, query: &Query) -> Message {
         self.metrics.query("local");
-        let found = match (&query.object, &query.gvr, &query.name) {
+        let found = match (&query.object, &query.info, &query.name) {
             (Some(key), _, _) => self
                 .store
                 .get(key)
                 .await
                 .map(|o| o.map(|o| o.value.clone())),
-            (None, Some(gvr), None) => {
+            (None, Some(info), None) => {
                 let ns = (query.namespace != proto::resource::NULL_NAMESPACE)
                     .then_some(query.namespace.as_str());
                 self.store
-                    .list(gvr, ns)
+                    .list(&info.gvr, ns)
                     .await
                     .map(|(items, _)| Some(items.iter().map(|o| o.value.clone()).collect()))
             }
