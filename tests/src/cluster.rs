@@ -4,7 +4,6 @@
 //! any cluster a developer names with `APIARY_TEST_KUBECONFIG`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -116,13 +115,4 @@ pub async fn real() -> Option<Target> {
         kubeconfig,
         _keep: Keep::Real(Box::new(server)),
     })
-}
-
-/// Waits until `f` yields `Some`, polling every 50 ms for `patience`.
-pub async fn until<T, F, Fut>(what: &str, patience: Duration, f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    crate::eventually(what, patience, f).await
 }

@@ -113,6 +113,25 @@ impl Cloud {
             .expect("cloudhub takes it");
     }
 
+    /// An edgecore config for node `edge-1` that joins this cloud and dials
+    /// `server` (CloudHub's WebSocket, or a proxy in front of it) with a
+    /// one-second heartbeat, its files in `dir`.
+    pub fn edge_config(
+        &self,
+        dir: &std::path::Path,
+        server: SocketAddr,
+    ) -> edgecore::EdgeCoreConfig {
+        crate::config::edge(
+            dir,
+            "edge-1",
+            &self.token,
+            self.addrs.https.expect("the certificate server listens"),
+            server,
+            crate::config::Via::WebSocket,
+            1,
+        )
+    }
+
     /// The cloud's Prometheus text.
     pub async fn metrics(&self) -> String {
         http_get(self.addrs.monitor, "/metrics").await
@@ -264,4 +283,19 @@ pub fn metric(text: &str, metric: &str, labels: &str) -> Option<f64> {
     text.lines()
         .filter(|l| l.starts_with(metric) && l.contains(labels))
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Starts a real edgecore (all its modules) on `config` and waits until its
+/// link is up; cancel the token to stop it.
+pub async fn start_connected_edge(
+    config: edgecore::EdgeCoreConfig,
+) -> (edgecore::Started, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let edge = edgecore::start(config, shutdown.clone(), |_| {})
+        .await
+        .expect("edgecore starts");
+    let mut connected = edge.hub().expect("edgehub enabled").connected();
+    let up = tokio::time::timeout(Duration::from_secs(30), connected.wait_for(|up| *up)).await;
+    assert!(matches!(up, Ok(Ok(_))), "the edge connects");
+    (edge, shutdown)
 }

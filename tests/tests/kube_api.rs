@@ -219,7 +219,7 @@ async fn watch_and_reflector(t: &Target) {
     api.create(&PostParams::default(), &cm("w2", &[]))
         .await
         .unwrap();
-    cluster::until("the reflector sees both", PATIENCE, || async {
+    tests::eventually("the reflector sees both", PATIENCE, || async {
         (reader.state().len() == 2).then_some(())
     })
     .await;
@@ -231,7 +231,7 @@ async fn watch_and_reflector(t: &Target) {
     .await
     .unwrap();
     api.delete("w2", &DeleteParams::default()).await.unwrap();
-    cluster::until(
+    tests::eventually(
         "the reflector follows a change and a delete",
         PATIENCE,
         || async {

@@ -184,15 +184,7 @@ async fn blackholed_link_is_noticed_within_two_heartbeats_and_redialled() {
         .await
         .unwrap();
     let heartbeat = Duration::from_secs(1);
-    let cfg = config::edge(
-        &dir.path().join("edge"),
-        "edge-1",
-        &cloud.token,
-        cloud.addrs.https.unwrap(),
-        proxy.addr(),
-        Via::WebSocket,
-        1,
-    );
+    let cfg = cloud.edge_config(&dir.path().join("edge"), proxy.addr());
     let edge = Edge::start(cfg).await;
     edge.wait_connected(true, PATIENCE).await;
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use proto::Message;
-use tests::config::{self, Via};
+use tests::config;
 use tests::eventually;
 use tests::link::Cloud;
 
@@ -104,15 +104,7 @@ async fn acked_writes_survive_sigkill_and_the_rest_apply_once() {
         Cloud::start_with_ack_hook(config::cloud(&dir.path().join("cloud"), 30), acks.clone())
             .await;
     let edge_dir = dir.path().join("edge");
-    let mut edge = config::edge(
-        &edge_dir,
-        "edge-1",
-        &cloud.token,
-        cloud.addrs.https.unwrap(),
-        cloud.addrs.websocket.unwrap(),
-        Via::WebSocket,
-        1,
-    );
+    let mut edge = cloud.edge_config(&edge_dir, cloud.addrs.websocket.unwrap());
     edge.modules.node_status.enable = false;
     let config_path = dir.path().join("edgecore.yaml");
     std::fs::write(&config_path, serde_norway::to_string(&edge).unwrap()).unwrap();

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use proto::{Message, Operation};
 use serde_json::json;
-use tests::config::{self, Via};
+use tests::config;
 use tests::eventually;
-use tests::link::Cloud;
+use tests::link::{start_connected_edge, Cloud};
 use tests::proxy::{Mode, TcpProxy};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -36,24 +36,12 @@ async fn queries_go_remote_online_and_local_offline_and_status_waits_in_the_outb
     let proxy = TcpProxy::start(cloud.addrs.websocket.unwrap())
         .await
         .unwrap();
-    let mut cfg = config::edge(
-        &dir.path().join("edge"),
-        "edge-1",
-        &cloud.token,
-        cloud.addrs.https.unwrap(),
-        proxy.addr(),
-        Via::WebSocket,
-        1,
-    );
+    let mut cfg = cloud.edge_config(&dir.path().join("edge"), proxy.addr());
     cfg.modules.node_status.node_status_update_frequency = 1;
     cfg.modules.node_status.lease_duration_seconds = 4;
     cfg.modules.meta_manager.remote_query_timeout = 10;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let edge = edgecore::start(cfg, shutdown.clone(), |_| {})
-        .await
-        .unwrap();
+    let (edge, shutdown) = start_connected_edge(cfg).await;
     let hub = edge.hub().unwrap().clone();
-    hub.connected().wait_for(|up| *up).await.unwrap();
 
     // Registration, status and lease arrive, from edged, via MetaManager.
     let reg = upstream_until(&mut cloud, |m| {

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use proto::Operation;
 use serde_json::json;
-use tests::config::{self, Via};
+use tests::config;
 use tests::eventually;
 use tests::kubectl::{self, Kubectl};
-use tests::link::Cloud;
+use tests::link::{start_connected_edge, Cloud};
 use tests::proxy::{Mode, TcpProxy};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -47,22 +47,10 @@ async fn kubectl_reads_the_edge_cache_online_and_offline() {
     let proxy = TcpProxy::start(cloud.addrs.websocket.unwrap())
         .await
         .unwrap();
-    let mut cfg = config::edge(
-        &dir.path().join("edge"),
-        "edge-1",
-        &cloud.token,
-        cloud.addrs.https.unwrap(),
-        proxy.addr(),
-        Via::WebSocket,
-        1,
-    );
+    let mut cfg = cloud.edge_config(&dir.path().join("edge"), proxy.addr());
     cfg.modules.node_status.node_status_update_frequency = 1;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let edge = edgecore::start(cfg, shutdown.clone(), |_| {})
-        .await
-        .unwrap();
+    let (edge, shutdown) = start_connected_edge(cfg).await;
     let hub = edge.hub().unwrap().clone();
-    hub.connected().wait_for(|up| *up).await.unwrap();
     let k = Kubectl::http(
         edge.metaserver.expect("metaserver on"),
         &dir.path().join("kubectl"),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tests::config::{self, Via};
+use tests::config;
 use tests::eventually;
 use tests::link::Cloud;
 use tests::proxy::{Mode, TcpProxy};
@@ -45,15 +45,7 @@ async fn offline_upstream_survives_sigkill_and_arrives_in_order() {
 
     // Join first (the certificate server is reachable), then cut the link.
     let edge_dir = dir.path().join("edge");
-    let edge = config::link_only(config::edge(
-        &edge_dir,
-        "edge-1",
-        &cloud.token,
-        cloud.addrs.https.unwrap(),
-        proxy.addr(),
-        Via::WebSocket,
-        1,
-    ));
+    let edge = config::link_only(cloud.edge_config(&edge_dir, proxy.addr()));
     let config_path = dir.path().join("edgecore.yaml");
     std::fs::write(&config_path, serde_norway::to_string(&edge).unwrap()).unwrap();
     proxy.set(Mode::Drop);

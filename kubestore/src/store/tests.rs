@@ -1,6 +1,5 @@
 //! Store tests on real SQLite files in temp dirs.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -365,7 +364,6 @@ async fn a_dropped_store_closes_its_watches() {
     drop(store);
     let end = tokio::time::timeout(Duration::from_secs(5), watch.next()).await;
     assert_eq!(end.unwrap().unwrap_err(), WatchError::Closed);
-    let _unused: Option<Arc<Object>> = None;
 }
 
 #[tokio::test]
