@@ -26,25 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A small Device CRD: devices.kubeedge.io/v1beta1, namespaced, with a
-/// status subresource.
-const DEVICE_CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: devices.devices.kubeedge.io
-spec:
-  group: devices.kubeedge.io
-  names: {kind: Device, listKind: DeviceList, plural: devices, singular: device}
-  scope: Namespaced
-  versions:
-  - name: v1beta1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
+/// KubeEdge's Device CRD, as `deploy/crds/` has it.
+fn device_crd() -> CustomResourceDefinition {
+    use kube::CustomResourceExt;
+    crds::Device::crd()
+}
 
 fn config(dir: &Path) -> CloudCoreConfig {
     let mut config = CloudCoreConfig::default();
@@ -117,7 +103,7 @@ async fn serves_reads_with_tls_and_token_and_survives_a_restart() {
     let default_uid = namespaces.get("default").await.unwrap().uid();
 
     // CRDs applied at start are Established and served.
-    let crds = kubeapi::parse_crds(DEVICE_CRD).unwrap();
+    let crds = vec![serde_json::to_value(device_crd()).unwrap()];
     assert_eq!(api.apply_crds(&crds).await.unwrap(), 1);
     let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let established = await_condition(
@@ -248,8 +234,7 @@ async fn kube_rs_writes_objects_and_custom_resources_that_survive_a_restart() {
     assert_eq!(names, ["web-1", "web-2"]);
 
     // A CRD created through the API is established and served at once.
-    let crd: CustomResourceDefinition =
-        serde_json::from_value(kubeapi::parse_crds(DEVICE_CRD).unwrap().remove(0)).unwrap();
+    let crd = device_crd();
     let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
     crd_api.create(&pp, &crd).await.unwrap();
     let established = await_condition(

@@ -19,19 +19,6 @@ pub(crate) fn now() -> String {
         .to_string()
 }
 
-/// The objects of a multi-document YAML text (`---` separated; empty
-/// documents skipped), e.g. the files of `deploy/crds/`.
-pub fn parse_crds(yaml: &str) -> Result<Vec<Value>> {
-    let mut out = Vec::new();
-    for document in serde_norway::Deserializer::from_str(yaml) {
-        let value: Value = serde::Deserialize::deserialize(document)?;
-        if !value.is_null() {
-            out.push(value);
-        }
-    }
-    Ok(out)
-}
-
 /// Creates or updates each of `crds` in `store` and registers its served
 /// versions in `resources`; returns how many were created or changed.
 /// Stops at the first CRD that cannot be served.
@@ -147,38 +134,20 @@ fn prepare(crd: &Value, existing: Option<&Value>) -> Result<Value> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use kube::CustomResourceExt;
     use kubestore::StoreOptions;
 
-    /// A small Device CRD (devices.kubeedge.io/v1beta1, namespaced, with a
-    /// status subresource), as YAML.
-    pub(crate) const DEVICE_CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: devices.devices.kubeedge.io
-spec:
-  group: devices.kubeedge.io
-  names: {kind: Device, listKind: DeviceList, plural: devices, singular: device}
-  scope: Namespaced
-  versions:
-  - name: v1beta1
-    served: true
-    storage: true
-    subresources: {status: {}}
-    schema:
-      openAPIV3Schema:
-        type: object
-        x-kubernetes-preserve-unknown-fields: true
----
-"#;
+    /// KubeEdge's Device CRD, as `deploy/crds/` has it.
+    pub(crate) fn device_crd() -> Value {
+        serde_json::to_value(crds::Device::crd()).unwrap()
+    }
 
     #[tokio::test]
     async fn crds_are_applied_once_and_served() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db"), StoreOptions::default()).unwrap();
         let resources = Resources::new(crd::cloud_resources());
-        let crds = parse_crds(DEVICE_CRD).unwrap();
-        assert_eq!(crds.len(), 1);
+        let crds = vec![device_crd()];
 
         assert_eq!(apply_crds(&store, &resources, &crds).await.unwrap(), 1);
         assert!(resources
@@ -200,7 +169,7 @@ spec:
 
         // A changed spec bumps the generation and keeps the uid.
         let mut changed = crds[0].clone();
-        changed["spec"]["names"]["shortNames"] = serde_json::json!(["dev"]);
+        changed["spec"]["names"]["shortNames"] = serde_json::json!(["dv"]);
         assert_eq!(apply_crds(&store, &resources, &[changed]).await.unwrap(), 1);
         let third = store.get(&key).await.unwrap().unwrap();
         assert_eq!(third.value["metadata"]["generation"], 2);
@@ -211,7 +180,7 @@ spec:
         let info = resources
             .get("devices.kubeedge.io", "v1beta1", "devices")
             .unwrap();
-        assert_eq!(info.short_names, ["dev"]);
+        assert_eq!(info.short_names, ["dv"]);
     }
 
     #[tokio::test]
@@ -219,7 +188,7 @@ spec:
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db"), StoreOptions::default()).unwrap();
         let resources = Resources::new(crd::cloud_resources());
-        let mut crd = parse_crds(DEVICE_CRD).unwrap().remove(0);
+        let mut crd = device_crd();
         crd["metadata"]["name"] = "gadgets.devices.kubeedge.io".into();
         let err = apply_crds(&store, &resources, &[crd.clone()])
             .await
@@ -229,6 +198,5 @@ spec:
         crd["spec"]["scope"] = "Everywhere".into();
         let err = apply_crds(&store, &resources, &[crd]).await.unwrap_err();
         assert!(matches!(err, KubeApiError::Crd { .. }), "{err}");
-        assert!(parse_crds("a: [").is_err());
     }
 }

@@ -7,7 +7,10 @@
 //!
 //! let shutdown = CancellationToken::new();
 //! let mut api = cloudcore::kubeapi::start(&config, shutdown.clone()).await?;
-//! let crds = cloudcore::kubeapi::parse_crds("...")?; // deploy/crds/*.yaml
+//! let crds: Vec<serde_json::Value> = crds::all()
+//!     .into_iter()
+//!     .map(|(_, crd)| serde_json::to_value(crd))
+//!     .collect::<Result<_, _>>()?;
 //! api.apply_crds(&crds).await?;
 //! let client: kube::Client = api.client.clone();
 //! if let Some(server) = api.take_server_task() {
@@ -41,7 +44,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use client::{connect, connect_to, Env, Source};
-pub use crds::{apply_crds, parse_crds};
+pub use crds::apply_crds;
 pub use embedded::{Embedded, EmbeddedOptions, SYSTEM_NAMESPACES};
 
 use crate::config::CloudCoreConfig;
@@ -100,7 +103,7 @@ pub enum KubeApiError {
     /// A write to the object store failed.
     #[error("embedded API store write")]
     Write(#[from] kubestore::WriteError),
-    /// YAML could not be written or parsed.
+    /// The kubeconfig could not be written as YAML.
     #[error("YAML")]
     Yaml(#[from] serde_norway::Error),
     /// A CRD cannot be served.
