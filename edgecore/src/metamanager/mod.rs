@@ -322,7 +322,7 @@ fn touches_node(ops: &[WriteOp]) -> bool {
         WriteOp::Put { key, .. } | WriteOp::Delete { key, .. } => {
             key.gvr.group.is_empty() && key.gvr.resource == "nodes"
         }
-        WriteOp::PutMeta { .. } | WriteOp::DeleteMeta { .. } => false,
+        WriteOp::Check { .. } | WriteOp::PutMeta { .. } | WriteOp::DeleteMeta { .. } => false,
     })
 }
 

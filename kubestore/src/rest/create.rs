@@ -7,8 +7,8 @@
 //! A namespaced object needs its namespace (404 `namespaces "x" not
 //! found` otherwise, 403 while it terminates: kube-apiserver's
 //! NamespaceLifecycle). The check is part of the write: the group that
-//! creates the object also rewrites the namespace unchanged at the
-//! revision read, so a namespace deleted in between fails the create
+//! creates the object also checks the namespace is still at the revision
+//! read, so a namespace deleted in between fails the create
 //! instead of leaving an orphan.
 
 use actix_web::http::StatusCode;
@@ -218,10 +218,8 @@ async fn namespace_guard(
             info.gvr.resource
         )));
     }
-    Ok(WriteOp::Put {
+    Ok(WriteOp::Check {
         key,
-        value: object.value.clone(),
-        origin: None,
         expect: Expect::Revision(object.revision),
     })
 }

@@ -123,6 +123,15 @@ pub enum WriteOp {
         /// Precondition.
         expect: Expect,
     },
+    /// Write nothing, but hold the group to `expect` on `key` (e.g. "the
+    /// namespace still exists at the revision read"): the group fails as a
+    /// write under that precondition would. Outcome: [`Outcome::Unchanged`].
+    Check {
+        /// Where.
+        key: ObjectKey,
+        /// The precondition.
+        expect: Expect,
+    },
     /// Set a row of KubeEdge's `meta` table (`key`, `type`, `value`).
     PutMeta {
         /// KubeEdge's resource key, e.g. `default/pod/nginx`.

@@ -392,3 +392,36 @@ async fn groups_in_one_request_stand_or_fail_alone() {
     );
     assert_eq!(store.revision(), 3);
 }
+
+#[tokio::test]
+async fn checks_hold_a_group_to_a_precondition_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    put(&store, "a", "1").await;
+    let check = |rev| WriteOp::Check {
+        key: cm_key("a"),
+        expect: Expect::Revision(rev),
+    };
+    let out = store
+        .write(vec![check(1), WriteOp::put(cm_key("b"), cm("b", "1"))])
+        .await
+        .unwrap();
+    assert!(matches!(out[0], Outcome::Unchanged));
+    assert_eq!(store.revision(), 2, "the check took no revision");
+    // Once `a` has moved on, the same check fails its whole group.
+    put(&store, "a", "2").await;
+    let err = store
+        .write(vec![check(1), WriteOp::put(cm_key("c"), cm("c", "1"))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::Conflict { .. }), "{err:?}");
+    assert!(store.get(&cm_key("c")).await.unwrap().is_none());
+    let missing = WriteOp::Check {
+        key: cm_key("zz"),
+        expect: Expect::Exists,
+    };
+    assert!(matches!(
+        store.write(vec![missing]).await,
+        Err(WriteError::NotFound(_))
+    ));
+}

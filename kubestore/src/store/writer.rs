@@ -209,6 +209,10 @@ fn apply(conn: &Connection, op: &WriteOp, revision: &mut u64) -> Result<Outcome,
             expect,
         } => put(conn, key, value, origin.as_deref(), expect, revision),
         WriteOp::Delete { key, expect } => delete(conn, key, expect, revision),
+        WriteOp::Check { key, expect } => {
+            check(key, expect, load(conn, key)?.as_ref(), None)?;
+            Ok(Outcome::Unchanged)
+        }
         WriteOp::PutMeta { key, kind, value } => {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO meta (key, type, value) VALUES (?1, ?2, ?3)",
