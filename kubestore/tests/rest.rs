@@ -9,85 +9,19 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod support;
 
-use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer};
-use kubestore::rest::{configure, RestConfig};
-use kubestore::{edge_resources, Gvr, ObjectKey, Resources, Store, StoreOptions, WriteOp};
+use support::{http, kubectls, Kubectl, Server, DEADLINE};
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use kubestore::{Gvr, ObjectKey, Store, WriteOp};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A store and the API serving it.
-struct Server {
-    dir: tempfile::TempDir,
-    store: Store,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    handle: ServerHandle,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    async fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("edgecore.db");
-        let store = tokio::task::spawn_blocking(move || Store::open(path, StoreOptions::default()))
-            .await
-            .unwrap()
-            .unwrap();
-        let rest = RestConfig::new(
-            store.clone(),
-            Resources::new(edge_resources()),
-            "v1.33.0-apiary-0.1.0",
-        );
-        let shutdown = rest.shutdown.clone();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = HttpServer::new(move || {
-            let rest = rest.clone();
-            App::new().configure(move |c| configure(c, rest))
-        })
-        .workers(2)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        let task = tokio::spawn(server);
-        Server {
-            dir,
-            store,
-            addr,
-            shutdown,
-            handle,
-            task,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Ends the watches, then stops the server gracefully.
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(5), self.handle.stop(true))
-            .await
-            .expect("graceful stop with open watches within 5 s");
-        self.task.await.unwrap().unwrap();
-    }
-}
-
 fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
@@ -133,20 +67,14 @@ async fn seed(store: &Store) {
         .unwrap();
 }
 
-fn http() -> reqwest::Client {
-    // reqwest builds a TLS config even for plain http.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
 async fn json_of(resp: reqwest::Response) -> Value {
     serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_get_list_and_watch() {
-    let server = Server::start().await;
-    seed(&server.store).await;
+    let server = Server::start_read_only().await;
+    seed(server.store()).await;
     let client = http();
     let get = |path: &str| client.get(server.url(path)).send();
 
@@ -176,7 +104,7 @@ async fn http_get_list_and_watch() {
         "application/json"
     );
     server
-        .store
+        .store()
         .write(vec![pod("web-2", "web", "edge-1")])
         .await
         .unwrap();
@@ -204,82 +132,6 @@ async fn http_get_list_and_watch() {
     );
 }
 
-/// The kubectl binaries to test with.
-fn kubectls() -> Vec<PathBuf> {
-    let named = std::env::var("APIARY_KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
-    named
-        .split(':')
-        .filter(|k| !k.is_empty())
-        .filter_map(|k| {
-            let found = Command::new(k)
-                .args(["version", "--client"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            found.then(|| PathBuf::from(k))
-        })
-        .collect()
-}
-
-/// kubectl against the server, with an empty kubeconfig and its own cache.
-struct Kubectl {
-    binary: PathBuf,
-    server: String,
-    config: PathBuf,
-    cache: PathBuf,
-}
-
-impl Kubectl {
-    fn new(binary: &Path, server: &Server) -> Kubectl {
-        let home = server
-            .dir
-            .path()
-            .join(binary.to_string_lossy().replace('/', "_"));
-        std::fs::create_dir_all(&home).unwrap();
-        let config = home.join("kubeconfig");
-        std::fs::write(&config, "").unwrap();
-        Kubectl {
-            binary: binary.to_owned(),
-            server: server.url(""),
-            config,
-            cache: home.join("cache"),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.binary);
-        cmd.arg("--server")
-            .arg(&self.server)
-            .arg("--kubeconfig")
-            .arg(&self.config)
-            .arg("--cache-dir")
-            .arg(&self.cache)
-            .args(args)
-            .env("HOME", self.cache.parent().unwrap())
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Runs to completion: success, stdout, stderr.
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut cmd = self.command(args);
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .unwrap()
-            .unwrap();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        (out.status.success(), text(&out.stdout), text(&out.stderr))
-    }
-
-    /// Runs and expects success; stdout.
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed:\n{out}\n{err}");
-        out
-    }
-}
-
 /// The words of the line of `table` that starts with `name`.
 fn row<'a>(table: &'a str, name: &str) -> Option<Vec<&'a str>> {
     table
@@ -295,10 +147,14 @@ async fn kubectl_get_and_watch() {
         println!("note: kubectl not found, skipping the kubectl checks (set APIARY_KUBECTL)");
         return;
     }
-    let server = Server::start().await;
-    seed(&server.store).await;
+    let server = Server::start_read_only().await;
+    seed(server.store()).await;
     for (i, binary) in binaries.iter().enumerate() {
-        let kubectl = Kubectl::new(binary, &server);
+        let home = server
+            .dir
+            .path()
+            .join(binary.to_string_lossy().replace('/', "_"));
+        let kubectl = Kubectl::new(binary, &server, home);
         let version = kubectl.ok(&["version"]).await;
         assert!(version.contains("v1.33.0-apiary-0.1.0"), "{version}");
 
@@ -363,7 +219,7 @@ async fn kubectl_get_and_watch() {
         let (ok, _, err) = kubectl.run(&["get", "widgets"]).await;
         assert!(!ok && err.contains("widgets"), "{err}");
 
-        watch_sees_a_new_pod(&kubectl, &server.store, &format!("later-{i}")).await;
+        watch_sees_a_new_pod(&kubectl, server.store(), &format!("later-{i}")).await;
         println!("kubectl {} ok", binary.display());
     }
     server.stop().await;

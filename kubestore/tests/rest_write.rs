@@ -11,12 +11,12 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-mod write_support;
+mod support;
 
 use std::path::Path;
 
 use serde_json::json;
-use write_support::{http, kubectls, send, with_json, Kubectl, Server, Watching};
+use support::{http, kubectls, send, with_json, Kubectl, Server, Watching};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_writes() {

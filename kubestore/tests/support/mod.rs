@@ -1,7 +1,13 @@
-//! What `rest_write.rs` runs on: a writable API on a real store and a real
-//! actix `HttpServer` on `127.0.0.1:0` ([`Server`]), reqwest helpers, and
+//! What `rest.rs` and `rest_write.rs` run on: the API (read-only or
+//! writable) on a real store and a real actix `HttpServer` on `127.0.0.1:0`
+//! ([`Server`]), reqwest helpers, and
 //! kubectl with its own empty kubeconfig and cache ([`Kubectl`]), one-shot
 //! or watching in the background ([`Watching`]).
+
+#![allow(
+    dead_code,
+    reason = "shared by two test binaries, each using part of it"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -31,7 +37,17 @@ pub struct Server {
 }
 
 impl Server {
+    /// A writable API (the cloud's embedded API).
     pub async fn start() -> Server {
+        Server::start_with(false).await
+    }
+
+    /// A read-only API (the edge MetaServer).
+    pub async fn start_read_only() -> Server {
+        Server::start_with(true).await
+    }
+
+    async fn start_with(read_only: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cloudcore.db");
         let store = tokio::task::spawn_blocking(move || Store::open(path, StoreOptions::default()))
@@ -43,7 +59,7 @@ impl Server {
             Resources::new(edge_resources()),
             "v1.33.0-apiary-0.1.0",
         );
-        rest.read_only = false;
+        rest.read_only = read_only;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let app_rest = rest.clone();
@@ -67,6 +83,11 @@ impl Server {
         }
     }
 
+    /// The store behind the API.
+    pub fn store(&self) -> &Store {
+        &self.rest.store
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -75,7 +96,7 @@ impl Server {
         self.rest.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(5), self.handle.stop(true))
             .await
-            .expect("graceful stop within 5 s");
+            .expect("graceful stop with open watches within 5 s");
         self.task.await.unwrap().unwrap();
     }
 }
@@ -137,7 +158,7 @@ impl Kubectl {
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--server")
             .arg(&self.server)
