@@ -159,6 +159,16 @@ fn qualified(resource: &str, group: &str) -> String {
     }
 }
 
+/// The `details` of a Status about one object.
+fn object_details(group: &str, kind: &str, name: &str) -> StatusDetails {
+    StatusDetails {
+        name: Some(name.to_owned()),
+        group: (!group.is_empty()).then(|| group.to_owned()),
+        kind: Some(kind.to_owned()),
+        ..StatusDetails::default()
+    }
+}
+
 /// The `StatusCause` reason of an [`RestError::Invalid`] detail, from the
 /// words it starts with, as kube-apiserver's field errors read.
 fn cause_reason(detail: &str) -> &'static str {
@@ -249,13 +259,8 @@ impl RestError {
                 group,
                 resource,
                 name,
-            } => Some(StatusDetails {
-                name: Some(name.clone()),
-                group: (!group.is_empty()).then(|| group.clone()),
-                kind: Some(resource.clone()),
-                ..StatusDetails::default()
-            }),
-            RestError::AlreadyExists {
+            }
+            | RestError::AlreadyExists {
                 group,
                 resource,
                 name,
@@ -265,12 +270,7 @@ impl RestError {
                 resource,
                 name,
                 ..
-            } => Some(StatusDetails {
-                name: Some(name.clone()),
-                group: (!group.is_empty()).then(|| group.clone()),
-                kind: Some(resource.clone()),
-                ..StatusDetails::default()
-            }),
+            } => Some(object_details(group, resource, name)),
             RestError::Invalid {
                 group,
                 kind,
@@ -278,15 +278,12 @@ impl RestError {
                 field,
                 detail,
             } => Some(StatusDetails {
-                name: Some(name.clone()),
-                group: (!group.is_empty()).then(|| group.clone()),
-                kind: Some(kind.clone()),
                 causes: Some(vec![StatusCause {
                     field: Some(field.clone()),
                     message: Some(detail.clone()),
                     reason: Some(cause_reason(detail).to_owned()),
                 }]),
-                ..StatusDetails::default()
+                ..object_details(group, kind, name)
             }),
             RestError::NoRoute => Some(StatusDetails::default()),
             _ => None,
