@@ -95,7 +95,7 @@ pub struct Started {
     /// The node's name.
     pub node_name: String,
     hub: Option<EdgeHubStatus>,
-    store: kubestore::Store,
+    store: Option<kubestore::Store>,
     hive: Beehive,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -116,9 +116,10 @@ impl Started {
         self.hub.as_ref()
     }
 
-    /// The metadata store (`database.dataSource`).
-    pub fn store(&self) -> &kubestore::Store {
-        &self.store
+    /// The metadata store (`database.dataSource`); none without
+    /// MetaManager.
+    pub fn store(&self) -> Option<&kubestore::Store> {
+        self.store.as_ref()
     }
 
     /// The beehive bus.
@@ -251,10 +252,10 @@ pub async fn start(
     } else {
         None
     };
-    let store = open_store(&config.database.data_source).await?;
     let resources = kubestore::Resources::new(kubestore::edge_resources());
     let meta_config = &config.modules.meta_manager;
-    if meta_config.enable {
+    let store = if meta_config.enable {
+        let store = open_store(&config.database.data_source).await?;
         builder.module(MetaManager::new(
             meta_config,
             store.clone(),
@@ -262,14 +263,18 @@ pub async fn start(
             hub_status.clone(),
             &mut registry,
         ));
-    }
+        Some(store)
+    } else {
+        None
+    };
     if config.modules.node_status.enable {
         let settings = NodeStatusSettings::from_config(&config, &node_name)?;
         builder.module(NodeStatus::new(settings));
     }
     customize(&mut builder);
 
-    let metaserver = if meta_config.enable && meta_config.meta_server.enable {
+    let metaserver = if let Some(store) = store.as_ref().filter(|_| meta_config.meta_server.enable)
+    {
         let rest = kubestore::rest::RestConfig::new(
             store.clone(),
             resources.clone(),

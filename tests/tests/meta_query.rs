@@ -95,6 +95,7 @@ async fn queries_go_remote_online_and_local_offline_and_status_waits_in_the_outb
     );
     let stored = edge
         .store()
+        .expect("metamanager runs")
         .get(&key)
         .await
         .unwrap()
@@ -126,6 +127,7 @@ async fn queries_go_remote_online_and_local_offline_and_status_waits_in_the_outb
     let node_key = kubestore::ObjectKey::new(kubestore::Gvr::core("nodes"), None, "edge-1");
     let node_revision = || async {
         edge.store()
+            .expect("metamanager runs")
             .get(&node_key)
             .await
             .unwrap()
