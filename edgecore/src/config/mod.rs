@@ -2,11 +2,13 @@
 //! with its key names and defaults, plus the few keys Apiary adds.
 //!
 //! Apiary's additions, all documented in docs/config.md: `commonConfig`
-//! (the metrics address) and `modules.nodeStatus` (Node registration, which
-//! KubeEdge does inside edged). Keys of KubeEdge modules Apiary does not have
+//! (the metrics address), `modules.nodeStatus` (Node registration, which
+//! KubeEdge does inside edged) and `modules.eventBus.broker` (the embedded
+//! MQTT broker). Keys of KubeEdge modules Apiary does not have
 //! (`edged`, `edgeStream`, `taskManager`, `dbTest`) are accepted and named
 //! in one warning; any other unknown key is an error.
 
+mod broker;
 mod modules;
 
 use std::collections::BTreeMap;
@@ -14,6 +16,7 @@ use std::collections::BTreeMap;
 use daemonkit::{Checks, DaemonConfig, Invalid};
 use serde::{Deserialize, Serialize};
 
+pub use broker::{AclAction, AclPermission, AclRule, Broker, BrokerAcl};
 pub use modules::{
     DeviceTwin, EdgeHub, EdgeModules, EventBus, EventBusTls, HubTransport, MetaManager, MetaServer,
     NodeStatus, ServiceBus, DEFAULT_PROJECT_ID,
@@ -165,6 +168,31 @@ impl EdgeCoreConfig {
             "modules.eventBus.mqttServerExternal",
             &schemes,
         );
+        let broker = &bus.broker;
+        if bus.mqtt_mode != 2 {
+            if !broker.websocket.is_empty() {
+                c.socket_addr(&broker.websocket, "modules.eventBus.broker.websocket");
+            }
+            c.positive(
+                broker.max_connections,
+                "modules.eventBus.broker.maxConnections",
+            );
+            c.positive(
+                broker.max_payload_bytes,
+                "modules.eventBus.broker.maxPayloadBytes",
+            );
+            c.positive(
+                broker.max_queued_messages,
+                "modules.eventBus.broker.maxQueuedMessages",
+            );
+            for (i, rule) in broker.acl.rules.iter().enumerate() {
+                c.check(
+                    !rule.topics.is_empty() && rule.topics.iter().all(|t| !t.is_empty()),
+                    &format!("modules.eventBus.broker.acl.rules[{i}].topics"),
+                    "must name at least one non-empty topic filter",
+                );
+            }
+        }
     }
 }
 

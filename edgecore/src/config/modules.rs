@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
+use super::broker::Broker;
+
 /// KubeEdge's default project id, part of the WebSocket URL.
 pub const DEFAULT_PROJECT_ID: &str = "e632aba927ea4ac2b575ec1603d56f10";
 
@@ -178,6 +180,8 @@ pub struct EventBus {
     /// TLS to the broker.
     #[serde(rename = "eventBusTLS")]
     pub event_bus_tls: EventBusTls,
+    /// The embedded broker (Apiary).
+    pub broker: Broker,
 }
 
 impl Default for EventBus {
@@ -195,6 +199,7 @@ impl Default for EventBus {
             mqtt_password: String::new(),
             mqtt_mode: 0,
             event_bus_tls: EventBusTls::default(),
+            broker: Broker::default(),
         }
     }
 }

@@ -1,0 +1,148 @@
+//! `modules.eventBus.broker` (Apiary): the embedded MQTT broker that serves
+//! `mqttServerInternal` when `mqttMode` is 0 or 1.
+//!
+//! KubeEdge's internal broker had no settings beyond the queue size; these
+//! keys are Apiary's. Defaults favour keeping messages: sessions and
+//! offline messages do not expire, queues are long, and once any user is
+//! configured anonymous clients are refused.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `modules.eventBus.broker`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub struct Broker {
+    /// `host:port` of an MQTT-over-WebSocket listener; empty: none.
+    pub websocket: String,
+    /// Let clients connect without credentials. Unset: allowed only while
+    /// no user is configured (in `users` or `mqttUsername`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
+    /// Username → password of the clients the broker accepts.
+    pub users: BTreeMap<String, String>,
+    /// Topic access rules.
+    pub acl: BrokerAcl,
+    /// Client connections at once, at most.
+    pub max_connections: u32,
+    /// Largest accepted PUBLISH payload, bytes.
+    pub max_payload_bytes: u32,
+    /// Messages a session queues for its client, at most (KubeEdge's
+    /// `mqttSessionQueueSize` is the in-flight window; this is the backlog).
+    pub max_queued_messages: u32,
+    /// Seconds a disconnected persistent session is kept; 0: for ever.
+    pub session_expiry_seconds: u32,
+    /// Seconds a queued message waits for its client; 0: for ever.
+    pub message_expiry_seconds: u32,
+    /// Directory of the broker's persistent sessions and retained messages;
+    /// empty: `broker/` beside `database.dataSource`.
+    pub data_dir: String,
+    /// Publish broker statistics on `$SYS/...`.
+    pub sys_topics: bool,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Broker {
+            websocket: String::new(),
+            allow_anonymous: None,
+            users: BTreeMap::new(),
+            acl: BrokerAcl::default(),
+            max_connections: 1024,
+            max_payload_bytes: 1024 * 1024,
+            max_queued_messages: 100_000,
+            session_expiry_seconds: 0,
+            message_expiry_seconds: 0,
+            data_dir: String::new(),
+            sys_topics: true,
+        }
+    }
+}
+
+/// `modules.eventBus.broker.acl`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub struct BrokerAcl {
+    /// Refuse what no rule allows (otherwise allow it).
+    pub deny_by_default: bool,
+    /// Rules, first match wins. Topics may use `${clientid}` and
+    /// `${username}`, replaced by the client's own.
+    pub rules: Vec<AclRule>,
+}
+
+/// One ACL rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AclRule {
+    /// Allow or deny.
+    pub permission: AclPermission,
+    /// Whom it applies to; absent: everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Whom it applies to, by client id; absent: everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// What it governs.
+    pub action: AclAction,
+    /// Topic filters.
+    pub topics: Vec<String>,
+}
+
+/// `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclPermission {
+    /// Let it happen.
+    Allow,
+    /// Refuse it.
+    Deny,
+}
+
+/// `publish`, `subscribe` or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclAction {
+    /// PUBLISH.
+    Publish,
+    /// SUBSCRIBE.
+    Subscribe,
+    /// Both.
+    All,
+}
+
+impl Broker {
+    /// Whether anonymous clients are let in, given the eventbus's own
+    /// username (`mqttUsername`).
+    pub fn anonymous_allowed(&self, bus_username: &str) -> bool {
+        self.allow_anonymous
+            .unwrap_or(self.users.is_empty() && bus_username.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_follows_the_users_unless_set() {
+        let mut b = Broker::default();
+        assert!(b.anonymous_allowed(""));
+        assert!(!b.anonymous_allowed("bus"));
+        b.users.insert("mapper".into(), "secret".into());
+        assert!(!b.anonymous_allowed(""));
+        b.allow_anonymous = Some(true);
+        assert!(b.anonymous_allowed("bus"));
+    }
+
+    #[test]
+    fn rules_parse_from_yaml() {
+        let acl: BrokerAcl = serde_norway::from_str(
+            "denyByDefault: true\nrules:\n- {permission: allow, action: all, topics: ['$hw/events/device/${clientid}/#']}\n",
+        )
+        .expect("parses");
+        assert!(acl.deny_by_default);
+        assert_eq!(acl.rules[0].action, AclAction::All);
+        assert_eq!(acl.rules[0].username, None);
+    }
+}
