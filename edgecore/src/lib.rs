@@ -20,6 +20,7 @@
 pub mod certmgr;
 pub mod config;
 mod daemon;
+pub mod db;
 pub mod edgehub;
 pub mod metamanager;
 pub mod metaserver;
