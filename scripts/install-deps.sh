@@ -6,7 +6,7 @@ set -euo pipefail
 
 need_apt=()
 # Debian packages the test suite uses, as "command:package".
-for pair in "pkg-config:pkg-config" "kubectl:kubernetes-client"; do
+for pair in "pkg-config:pkg-config" "kubectl:kubernetes-client" "mosquitto:mosquitto" "mosquitto_sub:mosquitto-clients"; do
   cmd=${pair%%:*}
   pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
