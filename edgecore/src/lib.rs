@@ -22,6 +22,7 @@ pub mod config;
 mod daemon;
 pub mod db;
 pub mod edgehub;
+pub mod eventbus;
 pub mod metamanager;
 pub mod metaserver;
 pub mod nodestatus;
