@@ -21,11 +21,13 @@ pub mod certmgr;
 pub mod config;
 mod daemon;
 pub mod db;
+pub mod devicetwin;
 pub mod edgehub;
 pub mod eventbus;
 pub mod metamanager;
 pub mod metaserver;
 pub mod nodestatus;
+pub mod servicebus;
 
 pub use config::EdgeCoreConfig;
 pub use daemon::{node_name, run, start, RunError, Started, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE};
