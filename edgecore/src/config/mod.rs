@@ -8,7 +8,6 @@
 //! (`edged`, `edgeStream`, `taskManager`, `dbTest`) are accepted and named
 //! in one warning; any other unknown key is an error.
 
-mod broker;
 mod modules;
 
 use std::collections::BTreeMap;

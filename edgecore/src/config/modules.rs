@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
-use super::broker::Broker;
+use super::Broker;
 
 /// KubeEdge's default project id, part of the WebSocket URL.
 pub const DEFAULT_PROJECT_ID: &str = "e632aba927ea4ac2b575ec1603d56f10";

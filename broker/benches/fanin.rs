@@ -1,0 +1,2 @@
+//! Fan-in benchmark (placeholder).
+fn main() {}
