@@ -150,20 +150,15 @@ impl Caller {
         })
     }
 
-    /// Calls the app `msg` names and returns its answer.
-    pub(crate) async fn call(&self, msg: &Message) -> Result<CloudResponse, CallError> {
-        let (port, path) = parse_resource(msg.resource())?;
-        let req = CloudRequest::from_content(msg.content_json()).map_err(CallError::BadContent)?;
-        let url = target_url(port, &path)?;
-        let method = method_of(&req, msg.operation())?;
-        let headers = header_map(&req.header)?;
-        let shown = url.to_string();
+    /// Calls the app and returns its answer.
+    pub(crate) async fn call(&self, call: Call) -> Result<CloudResponse, CallError> {
+        let shown = call.url.to_string();
         let exchange = async {
             let response = self
                 .client
-                .request(method, url)
-                .headers(headers)
-                .body(req.body)
+                .request(call.method, call.url)
+                .headers(call.headers)
+                .body(call.body)
                 .send()
                 .await
                 .map_err(|source| {
@@ -189,6 +184,33 @@ impl Caller {
                     timeout: self.timeout,
                 })
             })
+    }
+}
+
+/// One call to make, checked.
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// `http://127.0.0.1:<port><path>`.
+    pub(crate) url: Url,
+    /// The method.
+    pub(crate) method: Method,
+    /// The headers passed on.
+    pub(crate) headers: HeaderMap,
+    /// The body, decoded.
+    pub(crate) body: Vec<u8>,
+}
+
+impl Call {
+    /// The call a cloud message asks for (pure).
+    pub(crate) fn from_message(msg: &Message) -> Result<Call, CallError> {
+        let (port, path) = parse_resource(msg.resource())?;
+        let req = CloudRequest::from_content(msg.content_json()).map_err(CallError::BadContent)?;
+        Ok(Call {
+            url: target_url(port, &path)?,
+            method: method_of(&req, msg.operation())?,
+            headers: header_map(&req.header)?,
+            body: req.body,
+        })
     }
 }
 

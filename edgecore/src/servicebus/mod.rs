@@ -22,6 +22,12 @@
 //! listens whenever the module runs, so the address is known up front
 //! ([`ServiceBus::bind`]).
 //!
+//! Encodings, as a KubeEdge cloud reads and writes them (details in
+//! `wire.rs` and `server.rs`): HTTP bodies in messages are Go `[]byte`,
+//! i.e. standard base64 strings; an app's request goes up with resource =
+//! its `targetURL` and content = its whole body (base64), as KubeEdge's
+//! edge sends it.
+//!
 //! ```no_run
 //! # fn demo(config: &edgecore::EdgeCoreConfig) -> Result<(), edgecore::servicebus::ServiceBusError> {
 //! use edgecore::servicebus::ServiceBus;
@@ -74,7 +80,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ServiceBus as ServiceBusConfig;
 use crate::edgehub::EdgeHubStatus;
-use call::Caller;
+use call::{Call, Caller};
 use metrics::{Metrics, CLOUD_TO_EDGE};
 use server::AppState;
 
@@ -86,7 +92,8 @@ const MAX_CALLS: usize = 64;
 
 /// The ServiceBus beehive module (`servicebus`, group `bus`).
 pub struct ServiceBus {
-    addr: String,
+    host: String,
+    port: u16,
     db_path: String,
     timeout: Duration,
     connected: Option<watch::Receiver<bool>>,
@@ -98,7 +105,7 @@ pub struct ServiceBus {
 impl std::fmt::Debug for ServiceBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceBus")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .field("local_addr", &self.local_addr())
             .field("db_path", &self.db_path)
             .field("timeout", &self.timeout)
@@ -147,7 +154,8 @@ impl ServiceBus {
         registry: &mut prometheus_client::registry::Registry,
     ) -> ServiceBus {
         ServiceBus {
-            addr: format!("{}:{}", config.server, config.port),
+            host: config.server.clone(),
+            port: config.port,
             db_path: db_path.to_owned(),
             timeout: Duration::from_secs(u64::from(config.timeout.max(1))),
             connected: hub.map(|h| h.connected()),
@@ -163,17 +171,26 @@ impl ServiceBus {
     /// binds when it starts.
     pub fn bind(&mut self) -> Result<SocketAddr> {
         let bind_error = |source| ServiceBusError::Bind {
-            addr: self.addr.clone(),
+            addr: self.addr(),
             source,
         };
         if let Some(listener) = &self.listener {
             return listener.local_addr().map_err(bind_error);
         }
-        let listener = TcpListener::bind(self.addr.as_str()).map_err(bind_error)?;
+        let listener = TcpListener::bind((self.host.as_str(), self.port)).map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         self.listener = Some(listener);
         tracing::info!(%addr, "ServiceBus listening for local apps");
         Ok(addr)
+    }
+
+    /// The configured address, for messages.
+    fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 
     /// The listener's address, once bound.
@@ -188,11 +205,11 @@ impl ServiceBus {
         match listener {
             Some(Ok(listener)) => Ok(listener),
             Some(Err(source)) => Err(ServiceBusError::Bind {
-                addr: self.addr.clone(),
+                addr: self.addr(),
                 source,
             }),
             None => Err(ServiceBusError::Bind {
-                addr: self.addr.clone(),
+                addr: self.addr(),
                 source: std::io::Error::other("no listener"),
             }),
         }
@@ -335,9 +352,14 @@ impl Worker {
 
     /// Calls the local app and sends the answer up.
     async fn call(&self, msg: Message) {
-        self.metrics
-            .bytes(CLOUD_TO_EDGE, "request", msg.content_bytes().len());
-        let outcome = self.caller.call(&msg).await;
+        let outcome = match Call::from_message(&msg) {
+            Ok(call) => {
+                self.metrics
+                    .bytes(CLOUD_TO_EDGE, "request", call.body.len());
+                self.caller.call(call).await
+            }
+            Err(err) => Err(err),
+        };
         let reply = call::reply(&msg, &outcome);
         let code = reply.content["status_code"].as_u64().unwrap_or(0);
         match &outcome {

@@ -245,7 +245,11 @@ async fn cloud_request_reaches_the_app_and_its_answer_goes_up() {
     assert_eq!(status, 201);
     assert_eq!(header["X-App"], json!(["yes"]));
     assert_eq!(body, b"got:hello");
+
+    // Stopping the module closes the listener for local apps.
+    let addr = h.addr;
     h.stop().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
 #[tokio::test]
