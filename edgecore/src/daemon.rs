@@ -20,12 +20,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::certmgr::{CertFiles, CertManager};
 use crate::config::EdgeCoreConfig;
+use crate::devicetwin::DeviceTwin;
 use crate::edgehub::{
     outbox_path, ClientTls, EdgeHub, EdgeHubError, EdgeHubSettings, EdgeHubStatus, Outbox,
     OutboxError, OutboxOptions,
 };
+use crate::eventbus::{EventBus, EventBusError, EventBusSettings, MqttEndpoint};
 use crate::metamanager::MetaManager;
 use crate::nodestatus::{NodeStatus, NodeStatusError, NodeStatusSettings};
+use crate::servicebus::{ServiceBus, ServiceBusError};
 
 /// Where KubeEdge keeps edgecore's configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubeedge/config/edgecore.yaml";
@@ -72,6 +75,18 @@ pub enum RunError {
     /// A start-up task panicked.
     #[error("start-up task failed: {0}")]
     Join(String),
+    /// `modules.eventBus.mqttServerInternal` is not `tcp://<ip>:<port>`.
+    #[error("modules.eventBus.mqttServerInternal {0:?} must be tcp://<ip>:<port>")]
+    BrokerAddress(String),
+    /// The embedded MQTT broker could not start.
+    #[error("embedded MQTT broker")]
+    Broker(#[from] broker::BrokerError),
+    /// EventBus's settings are inconsistent.
+    #[error("eventbus")]
+    EventBus(#[from] EventBusError),
+    /// ServiceBus could not bind its listener.
+    #[error("servicebus")]
+    ServiceBus(#[from] ServiceBusError),
     /// The MetaServer could not start.
     #[error("metaserver")]
     MetaServer(#[from] crate::metaserver::MetaServerError),
@@ -92,10 +107,17 @@ pub struct Started {
     pub monitor: SocketAddr,
     /// Where the MetaServer listens, if enabled.
     pub metaserver: Option<SocketAddr>,
+    /// Where the embedded MQTT broker listens, if it runs.
+    pub mqtt: Option<SocketAddr>,
+    /// Its MQTT-over-WebSocket listener, if configured.
+    pub mqtt_ws: Option<SocketAddr>,
+    /// Where ServiceBus listens for local apps, if enabled.
+    pub servicebus: Option<SocketAddr>,
     /// The node's name.
     pub node_name: String,
     hub: Option<EdgeHubStatus>,
     store: Option<kubestore::Store>,
+    broker: Option<broker::RunningBroker>,
     hive: Beehive,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -128,11 +150,15 @@ impl Started {
     }
 
     /// Waits for the shutdown token, then stops everything.
+    /// The broker stops last, after EventBus has let go of it.
     pub async fn wait(self) -> Result<(), RunError> {
         self.shutdown.cancelled().await;
-        daemonkit::launch::stop(self.hive, &self.tasks, SHUTDOWN_GRACE)
-            .await
-            .map_err(RunError::from)
+        let stopped = daemonkit::launch::stop(self.hive, &self.tasks, SHUTDOWN_GRACE).await;
+        if let Some(broker) = self.broker {
+            // Bounded: the broker gives its listeners two seconds.
+            let _ = tokio::task::spawn_blocking(move || broker.stop()).await;
+        }
+        stopped.map_err(RunError::from)
     }
 }
 
@@ -212,6 +238,38 @@ async fn open_store(path: &str) -> Result<kubestore::Store, RunError> {
     })
 }
 
+/// Starts the embedded MQTT broker when EventBus runs with `mqttMode` 0
+/// (internal) or 1 (both), on `mqttServerInternal`.
+async fn start_broker(config: &EdgeCoreConfig) -> Result<Option<broker::RunningBroker>, RunError> {
+    let bus = &config.modules.event_bus;
+    if !bus.enable || bus.mqtt_mode == 2 {
+        return Ok(None);
+    }
+    let address = &bus.mqtt_server_internal;
+    let listen = address
+        .split_once("://")
+        .map_or(address.as_str(), |(_, rest)| rest)
+        .parse::<SocketAddr>()
+        .map_err(|_| RunError::BrokerAddress(address.clone()))?;
+    let data_dir = if bus.broker.data_dir.is_empty() {
+        Path::new(&config.database.data_source)
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("broker")
+    } else {
+        bus.broker.data_dir.clone().into()
+    };
+    let settings = broker::BrokerSettings {
+        listen,
+        config: bus.broker.clone(),
+        data_dir,
+        bus_username: bus.mqtt_username.clone(),
+        bus_password: bus.mqtt_password.clone(),
+        session_queue: bus.mqtt_session_queue_size,
+    };
+    Ok(Some(broker::RunningBroker::start(settings).await?))
+}
+
 /// Starts edgecore; `customize` may add modules or endpoints to the beehive.
 pub async fn start(
     config: EdgeCoreConfig,
@@ -271,6 +329,47 @@ pub async fn start(
         let settings = NodeStatusSettings::from_config(&config, &node_name)?;
         builder.module(NodeStatus::new(settings));
     }
+    let broker = start_broker(&config).await?;
+    let bus_config = &config.modules.event_bus;
+    if bus_config.enable {
+        let settings = match &broker {
+            Some(running) => {
+                let addr = running.tcp_addr();
+                let (user, password) = running.internal_credentials();
+                let endpoint = MqttEndpoint::new(addr.ip().to_string(), addr.port())
+                    .with_credentials(user, password);
+                EventBusSettings::with_endpoint(bus_config, endpoint)?
+            }
+            None => EventBusSettings::external(bus_config)?,
+        };
+        builder.module(EventBus::new(
+            settings,
+            &config.database.data_source,
+            &node_name,
+            &mut registry,
+        ));
+    }
+    if config.modules.device_twin.enable {
+        builder.module(DeviceTwin::new(
+            &config.database.data_source,
+            &node_name,
+            hub_status.clone(),
+            &mut registry,
+        ));
+    }
+    let servicebus = if config.modules.service_bus.enable {
+        let mut module = ServiceBus::new(
+            &config.modules.service_bus,
+            &config.database.data_source,
+            hub_status.clone(),
+            &mut registry,
+        );
+        let addr = module.bind()?;
+        builder.module(module);
+        Some(addr)
+    } else {
+        None
+    };
     customize(&mut builder);
 
     let metaserver = if let Some(store) = store.as_ref().filter(|_| meta_config.meta_server.enable)
@@ -314,15 +413,25 @@ pub async fn start(
         database = %config.database.data_source,
         monitor = %monitor_addr,
         metaserver = %metaserver.map_or_else(|| "off".to_owned(), |a| format!("http://{a}")),
+        mqtt = %broker.as_ref().map_or_else(
+            || format!("external {}", config.modules.event_bus.mqtt_server_external),
+            |b| format!("tcp://{}", b.tcp_addr()),
+        ),
+        servicebus = %servicebus.map_or_else(|| "off".to_owned(), |a| format!("http://{a}")),
+        mqtt_ws = %broker.as_ref().and_then(broker::RunningBroker::ws_addr).map_or_else(|| "off".to_owned(), |a| format!("ws://{a}")),
         modules = %hive.bus().modules().join(", "),
         "edgecore started"
     );
     Ok(Started {
         monitor: monitor_addr,
         metaserver,
+        mqtt: broker.as_ref().map(broker::RunningBroker::tcp_addr),
+        mqtt_ws: broker.as_ref().and_then(broker::RunningBroker::ws_addr),
+        servicebus,
         node_name,
         hub: hub_status,
         store,
+        broker,
         hive,
         tasks,
         shutdown,

@@ -21,15 +21,39 @@ pub async fn open(path: &str, schema: &'static str) -> Result<tokio_rusqlite::Co
     let conn = tokio_rusqlite::Connection::open(path)
         .await
         .map_err(|e| DbError::open(path, tokio_rusqlite::Error::Error(e)))?;
-    conn.call(move |c| {
-        c.busy_timeout(BUSY_TIMEOUT)?;
-        c.pragma_update(None, "journal_mode", "WAL")?;
-        c.pragma_update(None, "synchronous", "FULL")?;
-        c.execute_batch(schema)
-    })
-    .await
-    .map_err(|e| DbError::open(path, e))?;
-    Ok(conn)
+    // Switching a new file to WAL takes an exclusive lock that SQLite does
+    // not wait for, so modules opening the same new file at once can see
+    // "database is locked": retry for a while.
+    let mut attempt = 0;
+    loop {
+        let setup = conn
+            .call(move |c| {
+                c.busy_timeout(BUSY_TIMEOUT)?;
+                c.pragma_update(None, "journal_mode", "WAL")?;
+                c.pragma_update(None, "synchronous", "FULL")?;
+                c.execute_batch(schema)
+            })
+            .await;
+        match setup {
+            Ok(()) => return Ok(conn),
+            Err(tokio_rusqlite::Error::Error(e)) if is_busy(&e) && attempt < OPEN_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(OPEN_RETRY_WAIT).await;
+            }
+            Err(e) => return Err(DbError::open(path, e)),
+        }
+    }
+}
+
+/// How often [`open`] retries a locked new file, and how long it waits.
+const OPEN_RETRIES: u32 = 100;
+const OPEN_RETRY_WAIT: Duration = Duration::from_millis(50);
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the connection's
@@ -87,6 +111,27 @@ impl DbError {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test")]
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn modules_opening_a_new_file_at_once_all_succeed() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("edgecore.db").display().to_string();
+            let opens = (0..4).map(|i| {
+                let path = path.clone();
+                let schema: &'static str = match i {
+                    0 => "CREATE TABLE IF NOT EXISTS a (k TEXT);",
+                    1 => "CREATE TABLE IF NOT EXISTS b (k TEXT);",
+                    2 => "CREATE TABLE IF NOT EXISTS c (k TEXT);",
+                    _ => "CREATE TABLE IF NOT EXISTS d (k TEXT);",
+                };
+                tokio::spawn(async move { open(&path, schema).await.map(drop) })
+            });
+            for r in futures::future::join_all(opens).await {
+                r.unwrap().unwrap();
+            }
+        }
+    }
 
     #[tokio::test]
     async fn two_connections_write_one_file_without_locking_errors() {

@@ -53,6 +53,8 @@ pub fn edge(
     config.common_config.monitor_server.bind_address = "127.0.0.1:0".into();
     config.modules.node_status.hostname_override = node.into();
     config.modules.meta_manager.meta_server.server = "127.0.0.1:0".into();
+    config.modules.event_bus.mqtt_server_internal = "tcp://127.0.0.1:0".into();
+    config.modules.service_bus.port = 0;
     let hub = &mut config.modules.edge_hub;
     hub.token = token.into();
     hub.http_server = format!("https://{https}");
@@ -73,5 +75,8 @@ pub fn link_only(mut config: EdgeCoreConfig) -> EdgeCoreConfig {
     config.modules.meta_manager.enable = false;
     config.modules.meta_manager.meta_server.enable = false;
     config.modules.node_status.enable = false;
+    config.modules.event_bus.enable = false;
+    config.modules.device_twin.enable = false;
+    config.modules.service_bus.enable = false;
     config
 }

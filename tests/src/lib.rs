@@ -10,6 +10,8 @@
 //! - [`config`]: daemon configurations on loopback port 0 in temp dirs.
 //! - [`link`]: a cloud and edges in-process with stand-in modules.
 //! - [`kubectl`]: real kubectl against a loopback server.
+//! - [`mqtt`]: a real MQTT client (rumqttc) and mosquitto_sub/pub, as
+//!   devices and mappers.
 //! - [`kube`]: a real kube-apiserver 1.20 with etcd on loopback (built by
 //!   `scripts/kube-apiserver.sh`), or a developer's cluster.
 //! - [`proxy`]: loopback TCP/UDP proxies that drop or blackhole the link.
@@ -21,6 +23,7 @@ pub mod config;
 pub mod kube;
 pub mod kubectl;
 pub mod link;
+pub mod mqtt;
 pub mod proxy;
 
 use std::future::Future;

@@ -24,6 +24,9 @@ pub struct Cloud {
     pub token: String,
     /// Upstream messages received by `edgecontroller`.
     pub upstream: mpsc::Receiver<Message>,
+    /// Upstream messages received by `devicecontroller` (twin reports,
+    /// device states, membership detail requests).
+    pub twin_upstream: mpsc::Receiver<Message>,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), cloudcore::RunError>>,
 }
@@ -41,8 +44,10 @@ impl Cloud {
     ) -> Cloud {
         let shutdown = CancellationToken::new();
         let mut upstream = None;
+        let mut twin_upstream = None;
         let started = cloudcore::start_with_ack_hook(config, shutdown.clone(), hook, |b| {
             upstream = Some(b.endpoint("edgecontroller", "edgecontroller"));
+            twin_upstream = Some(b.endpoint("devicecontroller", "devicecontroller"));
         })
         .await
         .expect("cloudcore starts");
@@ -53,6 +58,7 @@ impl Cloud {
             bus,
             token,
             upstream: upstream.expect("endpoint registered"),
+            twin_upstream: twin_upstream.expect("endpoint registered"),
             shutdown,
             task,
         }
