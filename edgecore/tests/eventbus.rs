@@ -475,6 +475,34 @@ async fn bus_publishes_wait_for_a_broker_that_restarts() {
 }
 
 #[tokio::test]
+async fn publishes_a_restarted_broker_lost_are_sent_again() {
+    let mut broker = Mosquitto::start().await;
+    let (_dir, db) = temp_db();
+    let mut s = settings(broker.port());
+    // Retained, so a device subscribing later still sees it.
+    s.retain = true;
+    let edge = Edge::start(s, &db);
+    edge.until_metric("eventbus_connected", 1.0).await;
+
+    // Frozen, the broker never acks the publish; killed, it forgets the
+    // session, so rumqttc alone would drop the publish on reconnecting.
+    broker.pause();
+    let publish = from_cloud(Operation::Publish, "lamp/state", json!("on"));
+    assert_eq!(edge.request(publish).await.content, json!("OK"));
+    broker.kill();
+    edge.until_metric("eventbus_connected", 0.0).await;
+    broker.restart().await;
+    edge.until_metric("eventbus_connected", 1.0).await;
+    let mut device = Device::listen(broker.port(), "lamp", false, "lamp/#").await;
+    let got = device.next().await;
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        ("lamp/state", &b"on"[..])
+    );
+    edge.stop().await;
+}
+
+#[tokio::test]
 async fn device_messages_wait_in_the_broker_while_edgecore_is_down() {
     let broker = Mosquitto::start().await;
     let (_dir, db) = temp_db();

@@ -88,6 +88,17 @@ impl Mosquitto {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing is
+    /// answered. [`kill`](Self::kill) still works.
+    pub fn pause(&self) {
+        let child = self.child.as_ref().expect("a running broker");
+        let status = Command::new("kill")
+            .args(["-STOP", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -STOP mosquitto");
+    }
+
     /// Kills the broker with SIGKILL: it saves nothing, so it comes back
     /// without sessions or subscriptions.
     pub fn kill(&mut self) {
