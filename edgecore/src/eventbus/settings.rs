@@ -48,7 +48,7 @@ const PACKET_OVERHEAD: usize = 65_535 + 16;
 /// One broker to connect to.
 #[derive(Clone)]
 pub struct MqttEndpoint {
-    /// Host name or IP address (an IPv6 address in brackets).
+    /// Host name or IP address (an IPv6 address without brackets).
     pub host: String,
     /// TCP port.
     pub port: u16,
@@ -94,9 +94,13 @@ impl MqttEndpoint {
         self
     }
 
-    /// `host:port`, for logs and metrics.
+    /// `host:port` (`[v6]:port`), for logs.
     pub fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -283,7 +287,7 @@ fn parse_url(url: &str) -> Result<BrokerUrl> {
         let (addr, after) = v6
             .split_once(']')
             .ok_or_else(|| bad("unclosed [ in the host"))?;
-        (format!("[{addr}]"), after.strip_prefix(':'))
+        (addr.to_owned(), after.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
             Some((host, port)) => (host.to_owned(), Some(port)),
@@ -393,7 +397,7 @@ mod tests {
         );
         assert_eq!(
             parse_url("mqtt://[::1]:1884/").unwrap(),
-            url(false, "[::1]", 1884)
+            url(false, "::1", 1884)
         );
         for bad in [
             "127.0.0.1:1883",
@@ -420,6 +424,7 @@ mod tests {
         let s = EventBusSettings::external(&config).unwrap();
         assert_eq!(s.brokers.len(), 1);
         assert_eq!(s.brokers[0].address(), "127.0.0.1:1883");
+        assert_eq!(MqttEndpoint::new("::1", 1).address(), "[::1]:1");
         assert_eq!(s.brokers[0].username, "u");
         assert!(s.brokers[0].tls.is_none());
         assert_eq!((s.qos, s.retain), (QoS::ExactlyOnce, true));
