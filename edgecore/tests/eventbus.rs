@@ -3,7 +3,7 @@
 //! `mosquitto_pub` and a rumqttc client as the devices: routing both ways,
 //! the cloud's subscriptions across module restarts, broker restarts (hard
 //! and graceful), device messages kept while edgecore is down, and bad or
-//! oversized input.
+//! oversized input; also the embedded (rmqtt) broker as daemon.rs wires it.
 //!
 //! No fixed sleeps: every wait is for a message or a metric, with a
 //! deadline.
@@ -667,4 +667,47 @@ async fn eventbus_tls_with_a_client_certificate() {
     }
     assert_eq!(edge.metric("eventbus_connected"), 0.0);
     edge.stop().await;
+}
+
+#[tokio::test]
+async fn the_embedded_broker_serves_eventbus_and_keeps_its_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = broker::RunningBroker::start(broker::BrokerSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        config: edgecore::config::Broker::default(),
+        data_dir: dir.path().join("broker"),
+        bus_username: String::new(),
+        bus_password: String::new(),
+        session_queue: 100,
+    })
+    .await
+    .unwrap();
+    let port = running.tcp_addr().port();
+    // As daemon.rs does for mqttMode 0: the broker's address and its
+    // per-start superuser.
+    let (user, password) = running.internal_credentials();
+    let endpoint = MqttEndpoint::new("127.0.0.1", port).with_credentials(user, password);
+    let config = EventBusConfig::default();
+    let with = |endpoint| fast(EventBusSettings::with_endpoint(&config, endpoint).unwrap());
+    let (_db_dir, db) = temp_db();
+
+    let mut edge = Edge::start(with(endpoint.clone()), &db);
+    edge.until_subscribed(port, PROBE_TOPIC, Side::Twin).await;
+    let mut device = Device::listen(port, "lamp", false, "lamp/#").await;
+    edge.request(from_cloud(Operation::Publish, "lamp/set", json!("on")))
+        .await;
+    assert_eq!(&device.next().await.payload[..], b"on");
+    edge.stop().await;
+
+    // Published while EventBus is stopped: kept in its persistent session.
+    publish(port, TWIN_TOPIC, br#"{"while":"down"}"#, 1).await;
+    let mut edge = Edge::start(with(endpoint), &db);
+    assert_eq!(
+        edge.next(Side::Twin).await.content,
+        json!(r#"{"while":"down"}"#)
+    );
+    edge.stop().await;
+    tokio::task::spawn_blocking(move || running.stop())
+        .await
+        .unwrap();
 }
