@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use broker::{Broker, BrokerSettings, RunningBroker};
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, Publish, QoS,
-    SubscribeReasonCode,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Outgoing, Packet, Publish,
+    QoS, SubscribeReasonCode,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -87,8 +87,10 @@ impl Client {
                             return;
                         }
                     }
+                    // rmqtt leaves closing the connection after DISCONNECT
+                    // to the client (MQTT says it should close it).
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => return,
                     Ok(Event::Outgoing(_)) => {}
-                    Err(_) => return,
                 }
             }
         });
@@ -163,6 +165,19 @@ impl Client {
             _ => None,
         })
         .await
+    }
+
+    /// The next PUBLISH if one comes within `within`.
+    pub async fn publish_within(&mut self, within: Duration) -> Option<Publish> {
+        let wait = async {
+            while let Some(packet) = self.incoming.recv().await {
+                if let Packet::Publish(publish) = packet {
+                    return Some(publish);
+                }
+            }
+            None
+        };
+        tokio::time::timeout(within, wait).await.ok().flatten()
     }
 
     /// Disconnects cleanly and waits for the event loop to end.
