@@ -11,11 +11,15 @@
 //!   commit, and queries.
 //! - [`metaserver`]: the local Kubernetes-style API over that store.
 //! - [`nodestatus`]: the Node, its status and its Lease.
+//! - [`eventbus`]: MQTT to and from the bus (the embedded broker, from the
+//!   `broker` crate, or an external one).
+//! - [`devicetwin`]: devices, twins and states, answered on MQTT and synced
+//!   with the cloud.
+//! - [`servicebus`]: HTTP between the cloud and local apps.
+//! - [`db`]: the SQLite connection of the small-table modules.
 //! - `daemon.rs`: start-up (certificate, EdgeHub, MetaManager, MetaServer,
-//!   node status, monitor, beehive) and shutdown.
-//!
-//! The other modules (eventbus, devicetwin, servicebus) are added by the
-//! issues that build them; each registers in `daemon.rs`.
+//!   node status, the broker, EventBus, DeviceTwin, ServiceBus, monitor,
+//!   beehive) and shutdown.
 
 pub mod certmgr;
 pub mod config;

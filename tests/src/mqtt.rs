@@ -65,6 +65,9 @@ impl Client {
             mqtt.set_credentials(user, password);
         }
         let (client, mut events) = AsyncClient::new(mqtt, 256);
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        events.set_network_options(network);
         let (tx, seen) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             loop {

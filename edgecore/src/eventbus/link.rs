@@ -106,7 +106,12 @@ pub(crate) fn start(
     cancel: &CancellationToken,
 ) -> Link {
     let options = settings.mqtt_options(endpoint, &shared.client_id);
-    let (client, eventloop) = AsyncClient::new(options, settings.outgoing_queue.max(1));
+    let (client, mut eventloop) = AsyncClient::new(options, settings.outgoing_queue.max(1));
+    // Without TCP_NODELAY small packets wait for the peer's delayed ACK:
+    // about 40 ms per device answer.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     let (state_tx, state) = watch::channel(None);
     let (inbox_tx, inbox) = mpsc::channel(INBOX);
     let address = endpoint.address();
