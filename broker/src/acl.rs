@@ -15,12 +15,16 @@
 //! and the action and has a matching topic decides; otherwise
 //! `denyByDefault` does. rmqtt lets the internal superuser through without
 //! asking.
+//!
+//! The same PUBLISH check enforces `maxPayloadBytes`, which rmqtt knows
+//! only as a packet size (set with room for the topic, see `setup`): a
+//! larger payload is acknowledged and dropped, as a refused topic is.
 
 use std::borrow::Cow;
 
-use rmqtt::codec::v5::SubscribeAckReason;
+use rmqtt::codec::v5::{PublishAckReason, SubscribeAckReason};
 use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType};
-use rmqtt::types::{PublishAclResult, SubscribeAclResult};
+use rmqtt::types::{PublishAclResult, PublishResult, SubscribeAclResult};
 
 use crate::config::{AclAction, AclPermission, AclRule, BrokerAcl};
 
@@ -139,12 +143,13 @@ pub(crate) fn covers(rule: &str, topic: &str) -> bool {
 /// `MessagePublishCheckAcl`.
 pub(crate) struct AclHandler {
     acl: TopicAcl,
+    max_payload: usize,
 }
 
 impl AclHandler {
-    /// A handler checking `acl`.
-    pub(crate) fn new(acl: TopicAcl) -> AclHandler {
-        AclHandler { acl }
+    /// A handler checking `acl`, and payloads against `max_payload` bytes.
+    pub(crate) fn new(acl: TopicAcl, max_payload: usize) -> AclHandler {
+        AclHandler { acl, max_payload }
     }
 }
 
@@ -165,6 +170,16 @@ impl Handler for AclHandler {
                     SubscribeAclResult::new_failure(SubscribeAckReason::NotAuthorized)
                 };
                 (false, Some(HookResult::SubscribeAclResult(verdict)))
+            }
+            Parameter::MessagePublishCheckAcl(_, publish)
+                if publish.payload.len() > self.max_payload =>
+            {
+                let verdict = PublishAclResult(PublishResult::reason_code(
+                    PublishAckReason::QuotaExceeded,
+                    Some("payload larger than maxPayloadBytes".into()),
+                    false,
+                ));
+                (false, Some(HookResult::PublishAclResult(verdict)))
             }
             Parameter::MessagePublishCheckAcl(session, publish) => {
                 let allowed = self.acl.allows(

@@ -24,9 +24,14 @@ pub struct Broker {
     pub users: BTreeMap<String, String>,
     /// Topic access rules.
     pub acl: BrokerAcl,
-    /// Client connections at once, at most.
+    /// Client sessions at once, at most: connected clients and the
+    /// persistent sessions kept for clients that are away. A client
+    /// resuming its own session is always let in; others are refused
+    /// (CONNACK "server unavailable").
     pub max_connections: u32,
-    /// Largest accepted PUBLISH payload, bytes.
+    /// Largest accepted PUBLISH payload, bytes. A larger payload is
+    /// acknowledged and dropped; a packet larger than this plus 65 KiB (room
+    /// for the topic) closes the connection.
     pub max_payload_bytes: u32,
     /// Messages a session queues for its client, at most (KubeEdge's
     /// `mqttSessionQueueSize` is the in-flight window; this is the backlog).

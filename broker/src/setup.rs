@@ -26,7 +26,9 @@ use crate::server::BrokerSettings;
 /// largest expiry interval (`0xFFFFFFFF` seconds, about 136 years).
 const NEVER: Duration = Duration::from_secs(u32::MAX as u64);
 /// Room in a PUBLISH packet beside its payload: fixed header, topic (at
-/// most 65,535 bytes and its length), packet id and MQTT 5 properties.
+/// most 65,535 bytes and its length), packet id and MQTT 5 properties. A
+/// larger packet closes the connection; a payload over the limit in a
+/// packet under it is dropped by `acl::AclHandler`.
 const PUBLISH_OVERHEAD: u32 = 64 * 1024 + 1024;
 /// rmqtt listener ids. Persistent sessions are stored with the id of the
 /// listener they came through and restored only onto a listener with the
@@ -78,6 +80,10 @@ pub(crate) async fn setup(
     let mut context = ServerContext::new()
         // Refusing clients when the host is loaded is not for an edge node.
         .busy_check_enable(false)
+        // rmqtt caps sessions (a listener's `max_connections` only bounds
+        // its queue of handshakes): connected clients and the persistent
+        // sessions of clients that are away.
+        .mqtt_max_sessions(config.max_connections.max(1) as isize)
         .plugins_config_map_add(plugins::ACL, plugins::acl_toml(&ids)?)
         .plugins_config_map_add(
             plugins::RETAINER,
@@ -105,7 +111,10 @@ pub(crate) async fn setup(
     register_plugins(&scx, &data_dir, config.sys_topics).await?;
     let register = scx.extends.hook_mgr().register();
     for typ in [Type::ClientSubscribeCheckAcl, Type::MessagePublishCheckAcl] {
-        let handler = AclHandler::new(TopicAcl::new(&config.acl));
+        let handler = AclHandler::new(
+            TopicAcl::new(&config.acl),
+            config.max_payload_bytes as usize,
+        );
         register
             .add_priority(typ, acl::PRIORITY, Box::new(handler))
             .await;

@@ -180,6 +180,14 @@ impl Client {
         tokio::time::timeout(within, wait).await.ok().flatten()
     }
 
+    /// Waits until the broker closes the connection.
+    pub async fn closed(mut self) {
+        let wait = async { while self.incoming.recv().await.is_some() {} };
+        tokio::time::timeout(PATIENCE, wait)
+            .await
+            .expect("the broker closes the connection in time");
+    }
+
     /// Disconnects cleanly and waits for the event loop to end.
     pub async fn disconnect(self) {
         let _ = self.client.disconnect().await;
