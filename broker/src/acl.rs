@@ -1,15 +1,14 @@
 //! The topic ACL (`modules.eventBus.broker.acl`), checked at every
 //! SUBSCRIBE and PUBLISH by an rmqtt hook handler.
 //!
-//! rmqtt-acl checks CONNECT (see `plugins`), but not topics: it expands
-//! `%c`/`%u` topics into a table shared by all clients when a client
-//! connects (in a spawned task, so a SUBSCRIBE right after CONNACK can be
-//! refused) and removes them when a connection ends, so when a device
-//! reconnects with its client id, the old connection's removal can follow
-//! the new one's insertion and the device loses its own topics (seen here:
-//! 6 of 40 sequential takeovers). [`TopicAcl`] keeps no per-client state:
-//! it expands `${clientid}` / `${username}` at each check. It runs before
-//! rmqtt-acl's topic handlers and ends the chain, so they never decide.
+//! Not rmqtt-acl (see also `auth`): it expands `%c`/`%u` topics into a
+//! table shared by all clients when a client connects (in a spawned task,
+//! so a SUBSCRIBE right after CONNACK can be refused) and removes them when
+//! a connection ends, so when a device reconnects with its client id, the
+//! old connection's removal can follow the new one's insertion and the
+//! device loses its own topics (seen here: 6 of 40 sequential takeovers).
+//! [`TopicAcl`] keeps no per-client state: it expands `${clientid}` /
+//! `${username}` at each check.
 //!
 //! Rules are evaluated in order; the first rule that applies to the client
 //! and the action and has a matching topic decides; otherwise
@@ -28,7 +27,8 @@ use rmqtt::types::{PublishAclResult, PublishResult, SubscribeAclResult};
 
 use crate::config::{AclAction, AclPermission, AclRule, BrokerAcl};
 
-/// Hook priority: above rmqtt-acl's (10), so this handler decides first.
+/// Hook priority of our handlers: above any plugin's default, so they
+/// decide first (each ends its chain).
 pub(crate) const PRIORITY: rmqtt::hook::Priority = 100;
 
 /// What a client wants to do with a topic.

@@ -5,17 +5,19 @@
 //! starts that broker from the `modules.eventBus.broker` section of
 //! edgecore.yaml ([`Broker`]) and stops it again ([`RunningBroker`]).
 //!
-//! What rmqtt's plugins carry out for us: usernames and passwords
-//! (`rmqtt-acl`), retained messages (`rmqtt-retainer`), persistent sessions
-//! (`rmqtt-session-storage`) and `$SYS` topics (`rmqtt-sys-topic`);
-//! `plugins` writes their configuration from ours. The topic ACL is ours
-//! (`acl`): rmqtt-acl's per-client topic rules race with reconnects.
+//! What rmqtt's plugins carry out for us: retained messages
+//! (`rmqtt-retainer`), persistent sessions (`rmqtt-session-storage`) and
+//! `$SYS` topics (`rmqtt-sys-topic`); `plugins` writes their configuration
+//! from ours. Users and the topic ACL are two small hook handlers of ours
+//! (`auth`, `acl`), not rmqtt-acl: it logs passwords, and its per-client
+//! topic rules race with reconnects.
 //!
 //! # Layout
 //!
 //! - `config`: the YAML section ([`Broker`] and its ACL types).
 //! - `plugins`: that section as rmqtt plugin configuration (pure).
-//! - `acl`: the topic ACL, pure rules and the rmqtt hook handler.
+//! - `auth`: who may connect, and the rmqtt hook handler.
+//! - `acl`: the topic ACL and payload limit, and the rmqtt hook handler.
 //! - `server`: [`BrokerSettings`], [`RunningBroker`]: the runtime, start
 //!   and stop.
 //! - `setup`: what start does on the broker's runtime: listeners, context,
@@ -43,6 +45,7 @@
 //! [rmqtt]: https://crates.io/crates/rmqtt
 
 mod acl;
+mod auth;
 mod config;
 mod error;
 mod plugins;

@@ -1,12 +1,6 @@
-//! Our broker configuration, written as the TOML of the rmqtt plugins that
-//! carry it out (pure: no I/O, unit-tested below).
+//! The TOML of the rmqtt plugins that carry out part of our configuration
+//! (pure: no I/O, unit-tested below).
 //!
-//! - `rmqtt-acl` authenticates. Its rules are first-match quadruples
-//!   `[allow|deny, who, action, topics]`; ours are CONNECT rules only:
-//!   the internal superuser, users by name and password, the same names
-//!   with any other password refused, then everyone else (clients with an
-//!   unknown username), allowed only when anonymous clients are. Topics are
-//!   checked by `acl` (see there for why not by this plugin).
 //! - `rmqtt-retainer` and `rmqtt-session-storage` keep retained messages
 //!   and persistent sessions in sled stores under the data directory.
 //! - `rmqtt-sys-topic` publishes `$SYS/brokers/...`.
@@ -18,11 +12,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::config::Broker;
 use crate::error::{BrokerError, Result};
 
-/// rmqtt-acl's name.
-pub(crate) const ACL: &str = "rmqtt-acl";
 /// rmqtt-retainer's name.
 pub(crate) const RETAINER: &str = "rmqtt-retainer";
 /// rmqtt-session-storage's name.
@@ -32,74 +23,6 @@ pub(crate) const SYS_TOPIC: &str = "rmqtt-sys-topic";
 
 /// Memory sled may use as cache, per store.
 const SLED_CACHE: &str = "64M";
-
-/// Who may connect, as the ACL plugin needs it.
-pub(crate) struct Identities<'a> {
-    /// The broker section.
-    pub config: &'a Broker,
-    /// edgecore's own `mqttUsername` / `mqttPassword` (empty: none).
-    pub bus: (&'a str, &'a str),
-    /// The per-start superuser.
-    pub internal: (&'a str, &'a str),
-    /// Whether clients without a username are let in.
-    pub anonymous: bool,
-}
-
-/// The rmqtt-acl (CONNECT) rules for `ids`, in evaluation order.
-pub(crate) fn acl_rules(ids: &Identities<'_>) -> Vec<Value> {
-    let (su_name, su_password) = ids.internal;
-    let mut users: Vec<(&str, &str)> = ids
-        .config
-        .users
-        .iter()
-        .map(|(name, password)| (name.as_str(), password.as_str()))
-        .collect();
-    // edgecore's own user, unless `users` names it (then that password).
-    let (bus_name, bus_password) = ids.bus;
-    let bus_is_extra = !bus_name.is_empty() && !ids.config.users.contains_key(bus_name);
-    if bus_is_extra {
-        users.push((bus_name, bus_password));
-    }
-
-    let mut rules = vec![json!([
-        "allow",
-        {"user": su_name, "password": su_password, "superuser": true},
-        "connect"
-    ])];
-    for &(name, password) in &users {
-        // The bus user with no password is known by name alone.
-        if bus_is_extra && name == bus_name && password.is_empty() {
-            rules.push(json!(["allow", {"user": name}, "connect"]));
-        } else {
-            rules.push(json!(["allow", {"user": name, "password": password}, "connect"]));
-        }
-    }
-    // A known name with another password is refused, even when anonymous
-    // clients are allowed.
-    rules.push(json!(["deny", {"user": su_name}, "connect"]));
-    for &(name, _) in &users {
-        rules.push(json!(["deny", {"user": name}, "connect"]));
-    }
-    // Clients without a username never reach the plugin (rmqtt decides by
-    // `allow_anonymous`); these are clients with an unknown username.
-    let others = if ids.anonymous { "allow" } else { "deny" };
-    rules.push(json!([others, "all", "connect"]));
-
-    // Never reached: `acl::AclHandler` decides topics before this plugin.
-    rules.push(json!(["allow", "all", "pubsub"]));
-    rules
-}
-
-/// rmqtt-acl's configuration.
-pub(crate) fn acl_toml(ids: &Identities<'_>) -> Result<String> {
-    to_toml(
-        ACL,
-        &json!({
-            "disconnect_if_pub_rejected": false,
-            "rules": acl_rules(ids),
-        }),
-    )
-}
 
 /// rmqtt-retainer's configuration: a sled store under `dir`, no expiry
 /// unless the publisher set one.
@@ -155,59 +78,13 @@ mod tests {
 
     use super::*;
 
-    fn ids(config: &Broker) -> Identities<'_> {
-        Identities {
-            config,
-            bus: ("bus", "buspw"),
-            internal: ("su", "supw"),
-            anonymous: config.anonymous_allowed("bus"),
-        }
-    }
-
-    #[test]
-    fn connect_rules_come_first_and_refuse_wrong_passwords() {
-        let mut config = Broker::default();
-        config.users.insert("mapper".into(), "secret".into());
-        let rules = acl_rules(&ids(&config));
-        assert_eq!(
-            rules[0],
-            json!(["allow", {"user": "su", "password": "supw", "superuser": true}, "connect"])
-        );
-        assert_eq!(
-            rules[1],
-            json!(["allow", {"user": "mapper", "password": "secret"}, "connect"])
-        );
-        assert_eq!(
-            rules[2],
-            json!(["allow", {"user": "bus", "password": "buspw"}, "connect"])
-        );
-        assert!(rules.contains(&json!(["deny", {"user": "mapper"}, "connect"])));
-        assert!(rules.contains(&json!(["deny", "all", "connect"])));
-        assert_eq!(rules.last(), Some(&json!(["allow", "all", "pubsub"])));
-    }
-
-    #[test]
-    fn anonymous_brokers_let_unknown_names_in() {
-        let config = Broker::default();
-        let ids = Identities {
-            config: &config,
-            bus: ("", ""),
-            internal: ("su", "supw"),
-            anonymous: true,
-        };
-        assert!(acl_rules(&ids).contains(&json!(["allow", "all", "connect"])));
-    }
-
     #[test]
     fn tomls_are_written() {
-        let config = Broker::default();
-        let acl = acl_toml(&ids(&config)).unwrap();
-        assert!(acl.contains("disconnect_if_pub_rejected = false"), "{acl}");
         let retainer = retainer_toml(Path::new("/d/retained"), 1024).unwrap();
         assert!(retainer.contains("1024B"), "{retainer}");
-        assert!(session_storage_toml(Path::new("/d/s"))
-            .unwrap()
-            .contains("sled"));
+        assert!(retainer.contains("path = \"/d/retained\""), "{retainer}");
+        let sessions = session_storage_toml(Path::new("/d/sessions")).unwrap();
+        assert!(sessions.contains("type = \"sled\""), "{sessions}");
         assert!(sys_topic_toml().unwrap().contains("publish_qos = 0"));
     }
 }

@@ -18,8 +18,9 @@ use rmqtt::server::MqttServer;
 use tokio::task::JoinHandle;
 
 use crate::acl::{self, AclHandler, TopicAcl};
+use crate::auth::{AuthHandler, Users};
 use crate::error::{BrokerError, Result};
-use crate::plugins::{self, Identities};
+use crate::plugins;
 use crate::server::BrokerSettings;
 
 /// "Never" for rmqtt's session expiry, which has no such value: MQTT 5's
@@ -71,12 +72,11 @@ pub(crate) async fn setup(
     }
 
     let anonymous = config.anonymous_allowed(&settings.bus_username);
-    let ids = Identities {
+    let users = Users::new(
         config,
-        bus: (&settings.bus_username, &settings.bus_password),
-        internal: (&internal.0, &internal.1),
-        anonymous,
-    };
+        (&settings.bus_username, &settings.bus_password),
+        (&internal.0, &internal.1),
+    );
     let mut context = ServerContext::new()
         // Refusing clients when the host is loaded is not for an edge node.
         .busy_check_enable(false)
@@ -84,7 +84,6 @@ pub(crate) async fn setup(
         // its queue of handshakes): connected clients and the persistent
         // sessions of clients that are away.
         .mqtt_max_sessions(config.max_connections.max(1) as isize)
-        .plugins_config_map_add(plugins::ACL, plugins::acl_toml(&ids)?)
         .plugins_config_map_add(
             plugins::RETAINER,
             plugins::retainer_toml(&data_dir.join("retained"), config.max_payload_bytes)?,
@@ -110,6 +109,13 @@ pub(crate) async fn setup(
     let scx = context.build().await;
     register_plugins(&scx, &data_dir, config.sys_topics).await?;
     let register = scx.extends.hook_mgr().register();
+    register
+        .add_priority(
+            Type::ClientAuthenticate,
+            acl::PRIORITY,
+            Box::new(AuthHandler::new(users)),
+        )
+        .await;
     for typ in [Type::ClientSubscribeCheckAcl, Type::MessagePublishCheckAcl] {
         let handler = AclHandler::new(
             TopicAcl::new(&config.acl),
@@ -160,9 +166,6 @@ async fn register_plugins(scx: &ServerContext, data_dir: &Path, sys_topics: bool
             source: e.into(),
         }
     };
-    rmqtt_acl::register(scx, true, false)
-        .await
-        .map_err(failed(plugins::ACL))?;
     // Opens `retained/`: if that fails (another process holds it) nothing
     // stays open.
     rmqtt_retainer::register(scx, true, false)
