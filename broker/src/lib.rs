@@ -18,6 +18,7 @@
 //! - `plugins`: that section as rmqtt plugin configuration (pure).
 //! - `auth`: who may connect, and the rmqtt hook handler.
 //! - `acl`: the topic ACL and payload limit, and the rmqtt hook handler.
+//! - `closer`: closes connections left open after DISCONNECT.
 //! - `server`: [`BrokerSettings`], [`RunningBroker`]: the runtime, start
 //!   and stop.
 //! - `setup`: what start does on the broker's runtime: listeners, context,
@@ -46,6 +47,7 @@
 
 mod acl;
 mod auth;
+mod closer;
 mod config;
 mod error;
 mod plugins;

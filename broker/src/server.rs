@@ -11,7 +11,8 @@
 //! blocking worker, which never ends).
 //!
 //! Invariant: every wait in [`RunningBroker::stop`] has a deadline; the
-//! whole stop takes at most [`STOP_LIMIT`] plus the listeners' grace.
+//! whole stop takes at most `LISTENER_GRACE + STOP_LIMIT + STORE_FLUSH`
+//! (5.7 s).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,7 +67,8 @@ pub struct BrokerSettings {
     pub session_queue: u32,
 }
 
-/// A started broker. Dropping it stops it, as [`stop`](Self::stop) does.
+/// A started broker. Dropping it stops it, as [`stop`](Self::stop) does
+/// (and blocks as long).
 #[derive(Debug)]
 pub struct RunningBroker {
     tcp_addr: SocketAddr,
@@ -169,7 +171,7 @@ impl RunningBroker {
     }
 
     /// Stops the broker, blocking the calling thread for about a second
-    /// and at most five: closes the listeners, disconnects the clients
+    /// and at most six: closes the listeners, disconnects the clients
     /// (persistent sessions keep their subscriptions and unacknowledged
     /// messages; last wills are published), waits for the stores to write
     /// what is pending, then abandons the broker's runtime.

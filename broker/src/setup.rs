@@ -1,5 +1,5 @@
 //! Building the rmqtt broker on its runtime: listeners, context, plugins,
-//! the topic ACL handler, and the spawned server.
+//! our hook handlers, the DISCONNECT closer, and the spawned server.
 //!
 //! Invariant: rmqtt's `MqttServer::start` is never called (it exits the
 //! process on error); the server's `run` future is spawned here instead.
@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::acl::{self, AclHandler, TopicAcl};
 use crate::auth::{AuthHandler, Users};
+use crate::closer;
 use crate::error::{BrokerError, Result};
 use crate::plugins;
 use crate::server::BrokerSettings;
@@ -133,6 +134,7 @@ pub(crate) async fn setup(
         None => (server, None),
     };
     let server = server.build();
+    tokio::spawn(closer::close_after_disconnect(scx.clone()));
     let server = tokio::spawn(async move {
         if let Err(e) = server.run().await {
             tracing::error!(error = %e, "MQTT broker stopped accepting clients");

@@ -156,3 +156,42 @@ async fn sessions_and_retained_messages_survive_a_restart() {
     assert_eq!(text(&got), "online");
     second.stop().await;
 }
+
+/// rmqtt leaves closing after DISCONNECT to the client; the broker closes a
+/// connection its client keeps, so the session goes offline and keeps what
+/// comes next instead of sending it down that connection.
+#[tokio::test]
+async fn a_connection_kept_after_disconnect_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(settings(dir.path(), Broker::default())).await;
+    let addr = broker.tcp_addr();
+    let mut mapper = Client::connected(persistent(addr, "mapper")).await;
+    mapper.subscribed(TWIN_UPDATES, QoS::AtLeastOnce).await;
+    mapper.disconnect().await;
+
+    // The same client by hand: CONNECT (clean session off), then
+    // DISCONNECT, and the socket kept open.
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut connect = vec![0x10, 18, 0, 4, b'M', b'Q', b'T', b'T', 4, 0, 0, 60, 0, 6];
+    connect.extend_from_slice(b"mapper");
+    raw.write_all(&connect).await.unwrap();
+    let mut connack = [0_u8; 4];
+    raw.read_exact(&mut connack).await.unwrap();
+    assert_eq!(connack, [0x20, 2, 1, 0], "CONNACK, session present");
+    raw.write_all(&[0xe0, 0]).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(PATIENCE, raw.read_to_end(&mut rest))
+        .await
+        .expect("the broker closes the connection in time")
+        .unwrap();
+
+    let mut device = Client::connected(options(addr, "dev1")).await;
+    device
+        .publish(TWIN_UPDATE, QoS::AtLeastOnce, false, "kept")
+        .await;
+    let mut mapper = Client::connected(persistent(addr, "mapper")).await;
+    assert_eq!(text(&mapper.next_publish().await), "kept");
+    broker.stop();
+}
