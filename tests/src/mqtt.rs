@@ -3,6 +3,7 @@
 //! and take received messages by topic. Also `mosquitto_sub` as a second,
 //! independent client.
 
+use std::collections::VecDeque;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 enum Seen {
     Connected(ConnectReturnCode),
     SubAck(Vec<SubscribeReasonCode>),
+    PubAck,
     Publish(String, Vec<u8>),
     Error(String),
 }
@@ -29,6 +31,8 @@ enum Seen {
 pub struct Client {
     client: AsyncClient,
     seen: mpsc::UnboundedReceiver<Seen>,
+    /// Messages that arrived while waiting for an ack.
+    pending: VecDeque<(String, Vec<u8>)>,
     task: JoinHandle<()>,
 }
 
@@ -74,6 +78,7 @@ impl Client {
                 let report = match events.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => Seen::Connected(ack.code),
                     Ok(Event::Incoming(Packet::SubAck(ack))) => Seen::SubAck(ack.return_codes),
+                    Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         Seen::Publish(p.topic.clone(), p.payload.to_vec())
                     }
@@ -86,7 +91,12 @@ impl Client {
                 }
             }
         });
-        let mut c = Client { client, seen, task };
+        let mut c = Client {
+            client,
+            seen,
+            pending: VecDeque::new(),
+            task,
+        };
         match c.next().await {
             Seen::Connected(ConnectReturnCode::Success) => Ok(c),
             Seen::Connected(code) => Err(format!("{code:?}")),
@@ -101,6 +111,17 @@ impl Client {
             .unwrap_or(Seen::Error("event loop ended".into()))
     }
 
+    /// The next event that is not a message; messages are kept for
+    /// [`Client::received_raw`].
+    async fn next_other(&mut self) -> Seen {
+        loop {
+            match self.next().await {
+                Seen::Publish(topic, payload) => self.pending.push_back((topic, payload)),
+                other => return other,
+            }
+        }
+    }
+
     /// Subscribes to `filter` at QoS 1; `Err` with the reason if refused.
     pub async fn subscribe(&mut self, filter: &str) -> Result<(), String> {
         self.client
@@ -108,7 +129,7 @@ impl Client {
             .await
             .map_err(|e| e.to_string())?;
         loop {
-            match self.next().await {
+            match self.next_other().await {
                 Seen::SubAck(codes) => {
                     return match codes.first() {
                         Some(SubscribeReasonCode::Success(_)) => Ok(()),
@@ -121,20 +142,29 @@ impl Client {
         }
     }
 
-    /// Publishes `payload` on `topic` at QoS 1.
-    pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload.into())
-            .await
-            .expect("the client takes the publish");
+    /// Publishes `payload` on `topic` at QoS 1 and waits for the broker's
+    /// PUBACK (the broker has taken the message).
+    pub async fn publish(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.publish_with(topic, payload.into(), false).await;
     }
 
-    /// Publishes a retained message on `topic` at QoS 1.
-    pub async fn publish_retained(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+    /// Publishes a retained message on `topic` at QoS 1, acked.
+    pub async fn publish_retained(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.publish_with(topic, payload.into(), true).await;
+    }
+
+    async fn publish_with(&mut self, topic: &str, payload: Vec<u8>, retain: bool) {
         self.client
-            .publish(topic, QoS::AtLeastOnce, true, payload.into())
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
             .await
             .expect("the client takes the publish");
+        loop {
+            match self.next_other().await {
+                Seen::PubAck => return,
+                Seen::Error(e) => panic!("the client lost its broker publishing on {topic}: {e}"),
+                _ => {}
+            }
+        }
     }
 
     /// The next message received on `topic` (others are skipped), as JSON.
@@ -145,6 +175,11 @@ impl Client {
 
     /// The next message received on `topic` (others are skipped).
     pub async fn received_raw(&mut self, topic: &str) -> Vec<u8> {
+        while let Some((t, payload)) = self.pending.pop_front() {
+            if t == topic {
+                return payload;
+            }
+        }
         loop {
             match self.next().await {
                 Seen::Publish(t, payload) if t == topic => return payload,

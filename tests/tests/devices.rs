@@ -337,39 +337,96 @@ async fn broker_credentials_and_acl_come_from_edgecore_yaml() {
     cloud.stop().await;
 }
 
+/// A free loopback port (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// edgecore as a process (`edge-probe`, the library wired as the binary
+/// wires it): the embedded broker's stores are opened once per process.
+struct EdgeProcess(std::process::Child);
+
+impl EdgeProcess {
+    fn start(config: &std::path::Path) -> EdgeProcess {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_edge-probe"))
+            .arg(config)
+            .arg("0")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("start edge-probe");
+        EdgeProcess(child)
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    async fn stop(mut self) {
+        let pid = self.0.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(killed.success());
+        let status = tests::eventually("edgecore exits", PATIENCE, || {
+            let exited = self.0.try_wait().expect("wait");
+            async move { exited }
+        })
+        .await;
+        assert!(status.success(), "edgecore stopped cleanly: {status}");
+    }
+}
+
+impl Drop for EdgeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Connects as soon as the broker on `port` takes clients.
+async fn connect_when_up(port: u16, options: Options) -> Client {
+    tests::eventually("the embedded broker takes clients", PATIENCE, || {
+        let options = options.clone();
+        async move { Client::connect(port, options).await.ok() }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_session_keeps_qos1_messages_across_an_edgecore_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::start(config::cloud(&dir.path().join("cloud"), 30)).await;
-    let cfg = cloud.edge_config(&dir.path().join("edge"), cloud.addrs.websocket.unwrap());
-    let persistent = || Options {
+    let mut cfg = cloud.edge_config(&dir.path().join("edge"), cloud.addrs.websocket.unwrap());
+    let port = free_port();
+    cfg.modules.event_bus.mqtt_server_internal = format!("tcp://127.0.0.1:{port}");
+    let config_path = dir.path().join("edgecore.yaml");
+    std::fs::write(&config_path, serde_norway::to_string(&cfg).unwrap()).unwrap();
+    let persistent = Options {
         clean_session: false,
         ..Options::new("sensor-1")
     };
 
-    let (edge, shutdown) = start_connected_edge(cfg.clone()).await;
-    let port = edge.mqtt.unwrap().port();
-    let mut sensor = Client::connect(port, persistent()).await.unwrap();
+    let edge = EdgeProcess::start(&config_path);
+    let mut sensor = connect_when_up(port, persistent.clone()).await;
     sensor.subscribe("app/alerts").await.unwrap();
     sensor.disconnect().await;
-    let publisher = Client::connect(port, Options::new("publisher"))
+    let mut publisher = Client::connect(port, Options::new("publisher"))
         .await
         .unwrap();
     publisher.publish("app/alerts", "while away").await;
-    let mut sensor = Client::connect(port, persistent()).await.unwrap();
+    let mut sensor = Client::connect(port, persistent.clone()).await.unwrap();
     assert_eq!(sensor.received_raw("app/alerts").await, b"while away");
     sensor.disconnect().await;
     publisher.publish("app/alerts", "across a restart").await;
     publisher.disconnect().await;
-    shutdown.cancel();
-    edge.wait().await.unwrap();
+    edge.stop().await;
 
-    let (edge, shutdown) = start_connected_edge(cfg).await;
-    let port = edge.mqtt.unwrap().port();
-    let mut sensor = Client::connect(port, persistent()).await.unwrap();
+    let edge = EdgeProcess::start(&config_path);
+    let mut sensor = connect_when_up(port, persistent).await;
     assert_eq!(sensor.received_raw("app/alerts").await, b"across a restart");
     sensor.disconnect().await;
-    shutdown.cancel();
-    edge.wait().await.unwrap();
+    edge.stop().await;
     cloud.stop().await;
 }
