@@ -320,3 +320,18 @@ async fn stop_returns_promptly_and_closes_the_port() {
         "nothing listens on {addr} after stop"
     );
 }
+
+#[tokio::test]
+async fn start_names_the_address_it_cannot_bind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path(), Broker::default());
+    settings.listen = addr;
+    let error = broker::RunningBroker::start(settings).await.unwrap_err();
+    assert!(
+        matches!(error, broker::BrokerError::Bind { addr: a, .. } if a == addr),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(&addr.to_string()), "{error}");
+}
