@@ -155,7 +155,7 @@ impl Started {
         self.shutdown.cancelled().await;
         let stopped = daemonkit::launch::stop(self.hive, &self.tasks, SHUTDOWN_GRACE).await;
         if let Some(broker) = self.broker {
-            // Bounded: the broker gives its listeners two seconds.
+            // Bounded: the broker drains and flushes for six seconds at most.
             let _ = tokio::task::spawn_blocking(move || broker.stop()).await;
         }
         stopped.map_err(RunError::from)

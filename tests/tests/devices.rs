@@ -13,6 +13,8 @@
 //! - the embedded broker's credentials and ACL from edgecore.yaml, and a
 //!   persistent session's QoS 1 message kept across an edgecore restart.
 
+#![allow(clippy::unwrap_used, reason = "test set-up: a failure should panic")]
+
 #[path = "../../edgecore/tests/support/mosquitto.rs"]
 mod mosquitto;
 
