@@ -4,6 +4,9 @@
 //! and the join tokens edges use to get their first certificate.
 //!
 //! - `store.rs`: [`SecretStore`] and its file backend [`FileStore`].
+//! - `secrets.rs`: [`KubeStore`], the Kubernetes Secrets backend cloudcore
+//!   runs on (`kubeedge/casecret`, `cloudcoresecret`, `tokensecret`), shared
+//!   by replicas; it migrates the files of older data directories.
 //! - `issue.rs`: certificate making and checking (pure).
 //! - `token.rs`: join tokens (pure).
 //!
@@ -12,6 +15,7 @@
 //! (every edge would lose trust in the cloud).
 
 mod issue;
+mod secrets;
 mod store;
 mod token;
 
@@ -27,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::CloudHub;
 
 pub use issue::{CA_COMMON_NAME, NODES_ORGANIZATION, NODE_CN_PREFIX, SERVER_COMMON_NAME};
+pub use secrets::{KubeStore, SecretMapping, NAMESPACE, SECRETS};
 pub use store::{FileStore, Secret, SecretStore, StoreError, CA, CERT, KEY, SERVER, TOKEN, VALUE};
 
 /// Why the PKI could not load, sign or verify.
@@ -153,10 +158,9 @@ impl Pki {
     }
 
     async fn load_token(&mut self, now: SystemTime) -> Result<()> {
-        let stored = self
-            .store
-            .load(TOKEN)
-            .await?
+        let loaded = self.store.load(TOKEN).await?;
+        let had_token = loaded.is_some();
+        let stored = loaded
             .and_then(|s| s.get(VALUE).cloned())
             .and_then(|v| String::from_utf8(v).ok());
         let stored = stored.and_then(|text| {
@@ -166,6 +170,27 @@ impl Pki {
         match stored {
             // Issued less than one refresh period ago: keep it.
             Some(t) if t.expires > now + self.token_refresh => self.set_tokens(t, None),
+            None if !had_token => {
+                // None stored: create it, unless another replica just did.
+                let fresh = self.new_token(now)?;
+                let secret = Secret::from([(VALUE.to_owned(), fresh.text.clone().into_bytes())]);
+                let stored = self.store.create(TOKEN, &secret).await?;
+                let theirs = stored
+                    .get(VALUE)
+                    .and_then(|v| String::from_utf8(v.clone()).ok())
+                    .and_then(|text| {
+                        let expires =
+                            token::verify(&self.ca_hash, &self.ca_key_der, &text, now).ok()?;
+                        Some(token::Token { text, expires })
+                    });
+                match theirs {
+                    Some(t) => self.set_tokens(t, None),
+                    None => {
+                        self.save_token(&fresh).await?;
+                        self.set_tokens(fresh, None);
+                    }
+                }
+            }
             other => {
                 let fresh = self.new_token(now)?;
                 self.save_token(&fresh).await?;
@@ -309,33 +334,38 @@ async fn load_or_create_ca(
     store: &dyn SecretStore,
     now: SystemTime,
 ) -> Result<(CertificateDer<'static>, Vec<u8>)> {
-    if let Some(secret) = store.load(CA).await? {
-        let (Some(cert), Some(key)) = (secret.get(CERT), secret.get(KEY)) else {
-            return Err(PkiError::Corrupt {
-                name: CA,
-                reason: format!("it lacks the {CERT:?} or {KEY:?} field"),
-            });
-        };
-        let der = CertificateDer::from(cert.clone());
-        let parsed =
-            issue::parse_cert(&der).map_err(|reason| PkiError::Corrupt { name: CA, reason })?;
-        if !issue::valid_at(&parsed, now) {
-            return Err(PkiError::Corrupt {
-                name: CA,
-                reason: "the CA certificate has expired or is not yet valid".to_owned(),
-            });
+    let secret = match store.load(CA).await? {
+        Some(secret) => secret,
+        None => {
+            let (der, key) = issue::new_ca(now)?;
+            let secret = Secret::from([
+                (CERT.to_owned(), der.to_vec()),
+                (KEY.to_owned(), key.serialize_der()),
+            ]);
+            // Another replica may have created one meanwhile: theirs wins.
+            let stored = store.create(CA, &secret).await?;
+            if stored == secret {
+                tracing::info!("created a new CA");
+            }
+            stored
         }
-        return Ok((der, key.clone()));
+    };
+    let (Some(cert), Some(key)) = (secret.get(CERT), secret.get(KEY)) else {
+        return Err(PkiError::Corrupt {
+            name: CA,
+            reason: format!("it lacks the {CERT:?} or {KEY:?} field"),
+        });
+    };
+    let der = CertificateDer::from(cert.clone());
+    let parsed =
+        issue::parse_cert(&der).map_err(|reason| PkiError::Corrupt { name: CA, reason })?;
+    if !issue::valid_at(&parsed, now) {
+        return Err(PkiError::Corrupt {
+            name: CA,
+            reason: "the CA certificate has expired or is not yet valid".to_owned(),
+        });
     }
-    let (der, key) = issue::new_ca(now)?;
-    let key_der = key.serialize_der();
-    let secret = Secret::from([
-        (CERT.to_owned(), der.to_vec()),
-        (KEY.to_owned(), key_der.clone()),
-    ]);
-    store.save(CA, &secret).await?;
-    tracing::info!("created a new CA");
-    Ok((der, key_der))
+    Ok((der, key.clone()))
 }
 
 async fn load_or_create_server(
@@ -345,16 +375,17 @@ async fn load_or_create_server(
     sans: &BTreeSet<String>,
     now: SystemTime,
 ) -> Result<(CertificateDer<'static>, Vec<u8>)> {
-    if let Some(secret) = store.load(SERVER).await? {
-        let stored = match (secret.get(CERT), secret.get(KEY)) {
-            (Some(cert), Some(key)) => key_from_der(key).and_then(|k| {
-                let cert = CertificateDer::from(cert.clone());
-                issue::server_cert_usable(&cert, &k, ca, sans, now)?;
-                Ok((cert, key.clone()))
-            }),
-            _ => Err("incomplete".to_owned()),
-        };
-        match stored {
+    let usable = |secret: &Secret| match (secret.get(CERT), secret.get(KEY)) {
+        (Some(cert), Some(key)) => key_from_der(key).and_then(|k| {
+            let cert = CertificateDer::from(cert.clone());
+            issue::server_cert_usable(&cert, &k, ca, sans, now)?;
+            Ok((cert, key.clone()))
+        }),
+        _ => Err("incomplete".to_owned()),
+    };
+    let loaded = store.load(SERVER).await?;
+    if let Some(secret) = &loaded {
+        match usable(secret) {
             Ok(kept) => return Ok(kept),
             Err(reason) => tracing::info!(%reason, "replacing the server certificate"),
         }
@@ -365,6 +396,18 @@ async fn load_or_create_server(
         (CERT.to_owned(), cert.to_vec()),
         (KEY.to_owned(), key_der.clone()),
     ]);
+    if loaded.is_none() {
+        // Another replica may have created one meanwhile: use it if it
+        // carries our names, else replace it with ours.
+        let stored = store.create(SERVER, &secret).await?;
+        if stored == secret {
+            return Ok((cert, key_der));
+        }
+        match usable(&stored) {
+            Ok(theirs) => return Ok(theirs),
+            Err(reason) => tracing::info!(%reason, "replacing the server certificate"),
+        }
+    }
     store.save(SERVER, &secret).await?;
     Ok((cert, key_der))
 }

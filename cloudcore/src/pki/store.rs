@@ -6,8 +6,8 @@
 //! The names and fields in use are [`CA`], [`SERVER`] (fields [`CERT`] and
 //! [`KEY`], DER) and [`TOKEN`] (field [`VALUE`], the join token text).
 //! KubeEdge keeps the same things in the Secrets `kubeedge/casecret`,
-//! `kubeedge/cloudcoresecret` and `kubeedge/tokensecret`; a Kubernetes backend
-//! maps names and fields onto those.
+//! `kubeedge/cloudcoresecret` and `kubeedge/tokensecret`; `secrets.rs`
+//! ([`super::KubeStore`]) maps names and fields onto those.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -47,6 +47,29 @@ pub enum StoreError {
     /// A name or field that cannot be a file name.
     #[error("secret store: invalid name {0:?}")]
     BadName(String),
+    /// The Kubernetes API refused or could not be reached.
+    #[error("Secret {secret}: cannot {op} it")]
+    Kube {
+        /// What was being done.
+        op: &'static str,
+        /// The Secret, `namespace/name`.
+        secret: String,
+        /// The cause.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The Secret existed at create time (409) but was gone when read back.
+    #[error("Secret {secret}: reported as existing, then not found")]
+    Vanished {
+        /// The Secret, `namespace/name`.
+        secret: String,
+    },
+    /// Others kept changing the Secret while it was being replaced.
+    #[error("Secret {secret}: cannot replace it, it keeps changing")]
+    Contended {
+        /// The Secret, `namespace/name`.
+        secret: String,
+    },
 }
 
 /// Result of the store.
@@ -60,6 +83,13 @@ pub trait SecretStore: Send + Sync + std::fmt::Debug {
     async fn load(&self, name: &str) -> Result<Option<Secret>>;
     /// Saves (replaces) the secret called `name`.
     async fn save(&self, name: &str, secret: &Secret) -> Result<()>;
+    /// Saves `secret` as `name` unless one exists already, and returns what
+    /// is stored: `secret`, or the one another writer stored first (the
+    /// default, for a store with one writer, saves and returns `secret`).
+    async fn create(&self, name: &str, secret: &Secret) -> Result<Secret> {
+        self.save(name, secret).await?;
+        Ok(secret.clone())
+    }
 }
 
 /// Secrets as files `<root>/<name>.<field>`, e.g. `ca.crt`, `ca.key`,

@@ -1,0 +1,167 @@
+//! cloudcore keeps its CA, server certificate and join token in the
+//! Kubernetes Secrets KubeEdge uses (`kubeedge/casecret`,
+//! `kubeedge/cloudcoresecret`, `kubeedge/tokensecret`): a cloudcore on its
+//! embedded API creates them with what it serves; a second cloudcore on the
+//! first one's API (own data directory) uses the same CA and token, so an
+//! edge that joined through the first connects to the second; a restart
+//! keeps the CA.
+
+#![allow(clippy::unwrap_used, reason = "test")]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use tests::config::{self, Via};
+use tokio_util::sync::CancellationToken;
+
+/// Data of `kubeedge/<name>`, as bytes by key.
+async fn secret(client: &kube::Client, name: &str) -> BTreeMap<String, Vec<u8>> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), "kubeedge");
+    let found = api.get(name).await.unwrap();
+    found
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
+async fn start(config: cloudcore::CloudCoreConfig) -> (cloudcore::Started, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let started = cloudcore::start(config, shutdown.clone(), |_| {})
+        .await
+        .expect("cloudcore starts");
+    (started, shutdown)
+}
+
+async fn stop(started: cloudcore::Started, shutdown: CancellationToken) {
+    shutdown.cancel();
+    started.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_the_ca_server_certificate_and_token_through_secrets() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let edge_dir = tempfile::tempdir().unwrap();
+
+    // (1) cloudcore A on its embedded API creates the three Secrets.
+    let (a, a_stop) = start(config::cloud(dir_a.path(), 2)).await;
+    let client = a.kube_client();
+    let ca = secret(&client, "casecret").await;
+    assert_eq!(
+        ca.get("cadata").map(Vec::as_slice),
+        Some(a.pki().ca_der().as_ref())
+    );
+    assert!(ca.get("cakeydata").is_some_and(|k| !k.is_empty()));
+    let server = secret(&client, "cloudcoresecret").await;
+    assert_eq!(
+        server.get("cloudcoredata"),
+        a.pki().server_chain().first().map(|c| c.to_vec()).as_ref()
+    );
+    assert!(server
+        .get("cloudcorekeydata")
+        .is_some_and(|k| !k.is_empty()));
+    let token = secret(&client, "tokensecret").await;
+    assert_eq!(
+        token.get("tokendata"),
+        Some(&a.pki().token().into_bytes()),
+        "tokensecret holds the whole <caHash>.<jwt> token"
+    );
+
+    // An edge joins through A: the CA its certificate server handed out is
+    // the one in casecret.
+    // Link only: the MQTT broker's stores open once per process, and this
+    // edge starts twice.
+    let edge_config = config::link_only(config::edge(
+        edge_dir.path(),
+        "edge-1",
+        &a.pki().token(),
+        a.addrs.https.unwrap(),
+        a.addrs.websocket.unwrap(),
+        Via::WebSocket,
+        1,
+    ));
+    let (edge, edge_stop) = tests::link::start_connected_edge(edge_config.clone()).await;
+    let served_ca = CertificateDer::from_pem_file(edge_dir.path().join("ca/rootCA.crt")).unwrap();
+    assert_eq!(
+        ca.get("cadata").map(Vec::as_slice),
+        Some(served_ca.as_ref())
+    );
+    edge_stop.cancel();
+    edge.wait().await.unwrap();
+
+    // (2) cloudcore B on A's API with its own data directory shares them.
+    let mut config_b = config::cloud(dir_b.path(), 2);
+    config_b.kube_api_config.kube_config = a.kubeconfig().unwrap().display().to_string();
+    let (b, b_stop) = start(config_b).await;
+    assert_eq!(b.pki().ca_der(), a.pki().ca_der());
+    assert_eq!(b.pki().token(), a.pki().token());
+    assert_eq!(b.pki().server_chain(), a.pki().server_chain());
+
+    // The edge that joined through A connects to B's CloudHub with the
+    // certificate A signed.
+    let mut to_b = edge_config;
+    to_b.modules.edge_hub.websocket.server = b.addrs.websocket.unwrap().to_string();
+    let (edge, edge_stop) = tests::link::start_connected_edge(to_b).await;
+    edge_stop.cancel();
+    edge.wait().await.unwrap();
+    stop(b, b_stop).await;
+
+    // (3) A restarts: the same CA and token, loaded from the Secrets (the
+    // embedded API keeps them in A's data directory).
+    let before = (a.pki().ca_der().clone(), a.pki().token());
+    stop(a, a_stop).await;
+    let (a, a_stop) = start(config::cloud(dir_a.path(), 2)).await;
+    assert_eq!(a.pki().ca_der(), &before.0);
+    assert_eq!(a.pki().token(), before.1);
+    let served = a.pki().server_chain();
+    stop(a, a_stop).await;
+
+    // A now-configured advertise address the stored server certificate
+    // lacks: the certificate is reissued (same CA) and the Secret updated.
+    let mut config_a = config::cloud(dir_a.path(), 2);
+    config_a.modules.cloud_hub.advertise_address = vec!["10.11.12.13".to_owned()];
+    let (a, a_stop) = start(config_a).await;
+    assert_eq!(a.pki().ca_der(), &before.0);
+    assert_ne!(a.pki().server_chain(), served);
+    let server = secret(&a.kube_client(), "cloudcoresecret").await;
+    assert_eq!(
+        server.get("cloudcoredata"),
+        a.pki().server_chain().first().map(|c| c.to_vec()).as_ref()
+    );
+    stop(a, a_stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pki_files_of_an_older_data_directory_are_migrated_into_the_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    // The pre-Secret layout: the PKI in <dataDir>/pki only.
+    let files = cloudcore::pki::FileStore::in_data_dir(dir.path());
+    let old = cloudcore::pki::Pki::load_or_create(
+        std::sync::Arc::new(files),
+        &cloudcore::CloudCoreConfig::default().modules.cloud_hub,
+    )
+    .await
+    .unwrap();
+
+    let (a, a_stop) = start(config::cloud(dir.path(), 2)).await;
+    assert_eq!(a.pki().ca_der(), old.ca_der());
+    let ca = secret(&a.kube_client(), "casecret").await;
+    assert_eq!(
+        ca.get("cadata").map(Vec::as_slice),
+        Some(old.ca_der().as_ref())
+    );
+    // The migrated server certificate is kept (its names still match) and
+    // the Secret holds what is served.
+    assert_eq!(a.pki().server_chain(), old.server_chain());
+    let server = secret(&a.kube_client(), "cloudcoresecret").await;
+    assert_eq!(
+        server.get("cloudcoredata"),
+        a.pki().server_chain().first().map(|c| c.to_vec()).as_ref()
+    );
+    stop(a, a_stop).await;
+}
