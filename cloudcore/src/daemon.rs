@@ -19,8 +19,9 @@ use tokio_util::task::TaskTracker;
 use crate::certserver::{CertServer, CertServerError};
 use crate::cloudhub::{AckHook, CloudHub, CloudHubError, NoAckHook};
 use crate::config::CloudCoreConfig;
+use crate::devicecontroller::DeviceController;
 use crate::kubeapi::{self, KubeApi};
-use crate::pki::{FileStore, KubeStore, Pki, PkiError, SecretStore};
+use crate::pki::{FileStore, Pki, PkiError, SecretStore};
 
 /// Where KubeEdge keeps cloudcore's configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubeedge/config/cloudcore.yaml";
@@ -123,18 +124,10 @@ impl Started {
     }
 }
 
-/// Loads (or creates) the PKI: from the Kubernetes Secrets in `kubeedge`
-/// when `client` is given (shared by replicas; the files in `dataDir` are
-/// migrated and kept as a mirror), else from the files alone.
-async fn load_pki(
-    config: &CloudCoreConfig,
-    client: Option<kube::Client>,
-) -> Result<Arc<Pki>, RunError> {
-    let files = FileStore::in_data_dir(&config.common_config.data_dir);
-    let store: Arc<dyn SecretStore> = match client {
-        Some(client) => Arc::new(KubeStore::new(client, files)),
-        None => Arc::new(files),
-    };
+/// Loads (or creates) the PKI in `dataDir`.
+async fn load_pki(config: &CloudCoreConfig) -> Result<Arc<Pki>, RunError> {
+    let store: Arc<dyn SecretStore> =
+        Arc::new(FileStore::in_data_dir(&config.common_config.data_dir));
     Ok(Arc::new(
         Pki::load_or_create(store, &config.modules.cloud_hub).await?,
     ))
@@ -159,6 +152,7 @@ pub async fn start_with_ack_hook(
     customize: impl FnOnce(&mut BeehiveBuilder),
 ) -> Result<Started, RunError> {
     let mut registry = Registry::default();
+    let pki = load_pki(&config).await?;
     let hub_config = &config.modules.cloud_hub;
     let tasks = TaskTracker::new();
 
@@ -176,7 +170,6 @@ pub async fn start_with_ack_hook(
         .filter_map(|(_, crd)| serde_json::to_value(crd).ok())
         .collect();
     kube.apply_crds(&crds).await?;
-    let pki = load_pki(&config, Some(kube.client.clone())).await?;
     if let Some(server) = kube.take_server_task() {
         tasks.spawn(async move {
             let _ = server.await;
@@ -201,6 +194,10 @@ pub async fn start_with_ack_hook(
             addrs.https = Some(server.local_addr());
             cert_server = Some(server);
         }
+    }
+    if config.modules.device_controller.enable {
+        let controller = DeviceController::new(kube.client.clone(), &mut registry);
+        builder.module(controller);
     }
     customize(&mut builder);
 
@@ -262,9 +259,7 @@ pub async fn gettoken(
     config: CloudCoreConfig,
     _shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    // The data directory's files: a mirror of the Secrets once cloudcore
-    // has run (any token signed by the shared CA key is accepted).
-    let pki = load_pki(&config, None).await?;
+    let pki = load_pki(&config).await?;
     println!("{}", pki.token());
     Ok(())
 }

@@ -8,18 +8,20 @@
 //! - [`pki`]: the CA, server certificate and join tokens.
 //! - [`certserver`]: the HTTPS certificate server edges join through.
 //! - [`cloudhub`]: the edge-facing module: sessions, per-node queues, acks.
+//! - [`devicecontroller`]: Devices ⇄ DeviceTwin on the edges.
 //! - [`kubeapi`]: the Kubernetes client, to a cluster or to the embedded
 //!   API cloudcore serves when there is none.
 //! - `daemon.rs`: start-up (PKI, certificate server, CloudHub, monitor,
 //!   beehive) and shutdown; `gettoken`.
 //!
-//! The controllers (edgecontroller, devicecontroller, synccontroller) are
+//! The other controllers (edgecontroller, synccontroller) are
 //! added by the issues that build them; each registers in `daemon.rs`.
 
 pub mod certserver;
 pub mod cloudhub;
 pub mod config;
 mod daemon;
+pub mod devicecontroller;
 pub mod kubeapi;
 pub mod pki;
 

@@ -24,6 +24,8 @@ pub fn cloud(dir: &Path, keepalive: u32) -> CloudCoreConfig {
     hub.quic.enable = true;
     hub.quic.address = "127.0.0.1".into();
     hub.quic.port = 0;
+    // Tests put a stand-in on the bus; `device_controller.rs` turns it on.
+    config.modules.device_controller.enable = false;
     config
 }
 

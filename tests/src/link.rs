@@ -24,9 +24,12 @@ pub struct Cloud {
     pub token: String,
     /// Upstream messages received by `edgecontroller`.
     pub upstream: mpsc::Receiver<Message>,
-    /// Upstream messages received by `devicecontroller` (twin reports,
-    /// device states, membership detail requests).
+    /// Upstream messages received by the `devicecontroller` stand-in (twin
+    /// reports, device states, membership detail requests); never fed when
+    /// the config enables the real DeviceController.
     pub twin_upstream: mpsc::Receiver<Message>,
+    /// A kube-rs client of cloudcore's API (embedded or configured).
+    pub kube: kube::Client,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), cloudcore::RunError>>,
 }
@@ -45,20 +48,25 @@ impl Cloud {
         let shutdown = CancellationToken::new();
         let mut upstream = None;
         let mut twin_upstream = None;
+        let stand_in = !config.modules.device_controller.enable;
         let started = cloudcore::start_with_ack_hook(config, shutdown.clone(), hook, |b| {
             upstream = Some(b.endpoint("edgecontroller", "edgecontroller"));
-            twin_upstream = Some(b.endpoint("devicecontroller", "devicecontroller"));
+            if stand_in {
+                twin_upstream = Some(b.endpoint("devicecontroller", "devicecontroller"));
+            }
         })
         .await
         .expect("cloudcore starts");
         let (addrs, bus, token) = (started.addrs, started.bus(), started.pki().token());
+        let kube = started.kube_client();
         let task = tokio::spawn(started.wait());
         Cloud {
             addrs,
             bus,
             token,
             upstream: upstream.expect("endpoint registered"),
-            twin_upstream: twin_upstream.expect("endpoint registered"),
+            twin_upstream: twin_upstream.unwrap_or_else(|| mpsc::channel(1).1),
+            kube,
             shutdown,
             task,
         }

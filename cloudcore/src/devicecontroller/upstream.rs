@@ -1,0 +1,262 @@
+//! Edge reports → Device status, as pure functions: which device an
+//! upstream message is about, and the merge patch of `status` it leads to
+//! (None when the status already says it).
+
+use std::collections::BTreeMap;
+
+use crds::{DeviceStatus, Twin, TwinProperty};
+use proto::resource::{split_node_prefix, STATE_UPDATE, TWIN_EDGE_UPDATED};
+use serde_json::{json, Value};
+
+use super::error::{DeviceControllerError, Result};
+
+/// What an upstream message is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// `device/<ns>/<name>/twin/edge_updated`.
+    Twins {
+        /// The node.
+        node: String,
+        /// `<namespace>/<name>`.
+        id: String,
+    },
+    /// `device/<ns>/<name>/state/update`.
+    State {
+        /// The node.
+        node: String,
+        /// `<namespace>/<name>`.
+        id: String,
+    },
+    /// `membership/detail`.
+    Detail {
+        /// The node.
+        node: String,
+    },
+    /// Anything else.
+    Other,
+}
+
+/// Classifies `node/<n>/...` resources from DeviceTwin.
+pub(crate) fn classify(resource: &str) -> Report {
+    let Some((node, rest)) = split_node_prefix(resource) else {
+        return Report::Other;
+    };
+    let node = node.to_owned();
+    if rest == proto::resource::MEMBERSHIP_DETAIL {
+        return Report::Detail { node };
+    }
+    let Some(rest) = rest.strip_prefix("device/") else {
+        return Report::Other;
+    };
+    let id = |s: &str| (s.split('/').count() == 2).then(|| s.to_owned());
+    if let Some(id) = rest
+        .strip_suffix(TWIN_EDGE_UPDATED)
+        .and_then(|s| s.strip_suffix('/'))
+        .and_then(id)
+    {
+        return Report::Twins { node, id };
+    }
+    if let Some(id) = rest
+        .strip_suffix(STATE_UPDATE)
+        .and_then(|s| s.strip_suffix('/'))
+        .and_then(id)
+    {
+        return Report::State { node, id };
+    }
+    Report::Other
+}
+
+fn malformed(resource: &str, reason: impl Into<String>) -> DeviceControllerError {
+    DeviceControllerError::Malformed {
+        resource: resource.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The `expected_version.edge` of each twin in an `edge_updated` content.
+pub(crate) fn edge_versions(content: &Value) -> BTreeMap<String, i64> {
+    content["twin"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, t)| Some((name.clone(), t["expected_version"]["edge"].as_i64()?)))
+        .collect()
+}
+
+/// The status twins after `content` (an `edge_updated`): each twin with a
+/// reported value replaces the entry of its property.
+pub(crate) fn twins_after(
+    resource: &str,
+    status: &DeviceStatus,
+    content: &Value,
+) -> Result<Vec<Twin>> {
+    let twins = content["twin"]
+        .as_object()
+        .ok_or_else(|| malformed(resource, "no twin object"))?;
+    let mut out = status.twins.clone();
+    for (name, t) in twins {
+        let Some(value) = t["actual"]["value"].as_str() else {
+            continue;
+        };
+        let mut metadata = BTreeMap::new();
+        if let Some(ts) = t["actual"]["metadata"]["timestamp"].as_i64() {
+            metadata.insert("timestamp".to_owned(), ts.to_string());
+        }
+        if let Some(kind) = t["metadata"]["type"].as_str() {
+            metadata.insert("type".to_owned(), kind.to_owned());
+        }
+        let twin = Twin {
+            property_name: name.clone(),
+            reported: Some(TwinProperty {
+                value: value.to_owned(),
+                metadata,
+            }),
+            observed_desired: t["expected"]["value"].as_str().map(|v| TwinProperty {
+                value: v.to_owned(),
+                metadata: BTreeMap::new(),
+            }),
+        };
+        match out.iter_mut().find(|e| e.property_name == *name) {
+            Some(entry) => *entry = twin,
+            None => out.push(twin),
+        }
+    }
+    Ok(out)
+}
+
+/// The merge patch for an `edge_updated`, or None when nothing changes.
+pub(crate) fn twins_patch(
+    resource: &str,
+    status: &DeviceStatus,
+    content: &Value,
+) -> Result<Option<Value>> {
+    let twins = twins_after(resource, status, content)?;
+    if twins == status.twins {
+        return Ok(None);
+    }
+    Ok(Some(json!({"status": {"twins": twins}})))
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC, as DeviceTwin writes it) as RFC 3339;
+/// anything else as it is.
+pub(crate) fn rfc3339(time: &str) -> String {
+    let b = time.as_bytes();
+    let shaped = b.len() == 19
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        });
+    if shaped {
+        format!("{}T{}Z", &time[..10], &time[11..])
+    } else {
+        time.to_owned()
+    }
+}
+
+/// The merge patch for a `state/update`, or None when nothing changes.
+pub(crate) fn state_patch(
+    resource: &str,
+    status: &DeviceStatus,
+    content: &Value,
+) -> Result<Option<Value>> {
+    let device = &content["device"];
+    let state = device["state"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| malformed(resource, "no device.state"))?;
+    let last = device["lastOnlineTime"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(rfc3339);
+    let same_state = status.state.as_deref() == Some(state);
+    let same_time = last.is_none() || status.last_online_time == last;
+    if same_state && same_time {
+        return Ok(None);
+    }
+    let mut patch = json!({"state": state});
+    if let Some(last) = last {
+        patch["lastOnlineTime"] = json!(last);
+    }
+    Ok(Some(json!({"status": patch})))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test")]
+    use super::*;
+
+    const R: &str = "node/edge-1/device/default/dev1/twin/edge_updated";
+
+    #[test]
+    fn resources_are_classified() {
+        let twins = Report::Twins {
+            node: "edge-1".into(),
+            id: "default/dev1".into(),
+        };
+        assert_eq!(classify(R), twins);
+        assert_eq!(
+            classify("node/edge-1/device/default/dev1/state/update"),
+            Report::State {
+                node: "edge-1".into(),
+                id: "default/dev1".into()
+            }
+        );
+        assert_eq!(
+            classify("node/edge-1/membership/detail"),
+            Report::Detail {
+                node: "edge-1".into()
+            }
+        );
+        assert_eq!(
+            classify("node/edge-1/device/dev1/twin/edge_updated"),
+            Report::Other
+        );
+        assert_eq!(classify("device/default/dev1/state/update"), Report::Other);
+    }
+
+    #[test]
+    fn reported_values_become_status_twins() {
+        let content = json!({"event_id": "e", "twin": {
+            "power": {"actual": {"value": "on", "metadata": {"timestamp": 12}},
+                      "expected": {"value": "on"}, "metadata": {"type": "string"},
+                      "expected_version": {"cloud": 1, "edge": 2}},
+            "temp": {"expected": {"value": "3"}}}});
+        let patch = twins_patch(R, &DeviceStatus::default(), &content)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            patch,
+            json!({"status": {"twins": [{"propertyName": "power",
+                "reported": {"value": "on", "metadata": {"timestamp": "12", "type": "string"}},
+                "observedDesired": {"value": "on"}}]}})
+        );
+        assert_eq!(
+            edge_versions(&content),
+            BTreeMap::from([("power".into(), 2)])
+        );
+        // The same report again changes nothing.
+        let status: DeviceStatus = serde_json::from_value(patch["status"].clone()).unwrap();
+        assert_eq!(twins_patch(R, &status, &content).unwrap(), None);
+        // Malformed: an error, not a panic.
+        assert!(twins_patch(R, &status, &json!("x")).is_err());
+    }
+
+    #[test]
+    fn states_become_status_fields() {
+        let content = json!({"device": {"name": "dev1", "state": "online",
+                                         "lastOnlineTime": "2026-01-02 03:04:05"}});
+        let patch = state_patch(R, &DeviceStatus::default(), &content)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            patch,
+            json!({"status": {"state": "online", "lastOnlineTime": "2026-01-02T03:04:05Z"}})
+        );
+        let status: DeviceStatus = serde_json::from_value(patch["status"].clone()).unwrap();
+        assert_eq!(state_patch(R, &status, &content).unwrap(), None);
+        assert!(state_patch(R, &status, &json!({})).is_err());
+        assert_eq!(rfc3339("yesterday"), "yesterday");
+    }
+}
