@@ -21,7 +21,7 @@ use crate::cloudhub::{AckHook, CloudHub, CloudHubError, NoAckHook};
 use crate::config::CloudCoreConfig;
 use crate::devicecontroller::DeviceController;
 use crate::kubeapi::{self, KubeApi};
-use crate::pki::{FileStore, Pki, PkiError, SecretStore};
+use crate::pki::{FileStore, KubeStore, Pki, PkiError, SecretStore};
 
 /// Where KubeEdge keeps cloudcore's configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubeedge/config/cloudcore.yaml";
@@ -124,10 +124,18 @@ impl Started {
     }
 }
 
-/// Loads (or creates) the PKI in `dataDir`.
-async fn load_pki(config: &CloudCoreConfig) -> Result<Arc<Pki>, RunError> {
-    let store: Arc<dyn SecretStore> =
-        Arc::new(FileStore::in_data_dir(&config.common_config.data_dir));
+/// Loads (or creates) the PKI: from the Kubernetes Secrets in `kubeedge`
+/// when `client` is given (shared by replicas; the files in `dataDir` are
+/// migrated and kept as a mirror), else from the files alone.
+async fn load_pki(
+    config: &CloudCoreConfig,
+    client: Option<kube::Client>,
+) -> Result<Arc<Pki>, RunError> {
+    let files = FileStore::in_data_dir(&config.common_config.data_dir);
+    let store: Arc<dyn SecretStore> = match client {
+        Some(client) => Arc::new(KubeStore::new(client, files)),
+        None => Arc::new(files),
+    };
     Ok(Arc::new(
         Pki::load_or_create(store, &config.modules.cloud_hub).await?,
     ))
@@ -152,7 +160,6 @@ pub async fn start_with_ack_hook(
     customize: impl FnOnce(&mut BeehiveBuilder),
 ) -> Result<Started, RunError> {
     let mut registry = Registry::default();
-    let pki = load_pki(&config).await?;
     let hub_config = &config.modules.cloud_hub;
     let tasks = TaskTracker::new();
 
@@ -170,6 +177,7 @@ pub async fn start_with_ack_hook(
         .filter_map(|(_, crd)| serde_json::to_value(crd).ok())
         .collect();
     kube.apply_crds(&crds).await?;
+    let pki = load_pki(&config, Some(kube.client.clone())).await?;
     if let Some(server) = kube.take_server_task() {
         tasks.spawn(async move {
             let _ = server.await;
@@ -259,7 +267,9 @@ pub async fn gettoken(
     config: CloudCoreConfig,
     _shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let pki = load_pki(&config).await?;
+    // The data directory's files: a mirror of the Secrets once cloudcore
+    // has run (any token signed by the shared CA key is accepted).
+    let pki = load_pki(&config, None).await?;
     println!("{}", pki.token());
     Ok(())
 }
