@@ -257,8 +257,15 @@ pub async fn start_with_ack_hook(
 }
 
 /// Runs cloudcore until `shutdown` is cancelled.
+///
+/// A shutdown requested while it is still starting ends the start-up
+/// (its listeners stop with the token) and is not an error.
 pub async fn run(config: CloudCoreConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    start(config, shutdown, |_| {}).await?.wait().await
+    let started = tokio::select! {
+        started = start(config, shutdown.clone(), |_| {}) => started?,
+        () = shutdown.cancelled() => return Ok(()),
+    };
+    started.wait().await
 }
 
 /// `cloudcore gettoken`: prints a valid join token (creating the CA on first
