@@ -11,6 +11,7 @@
 //! creates service accounts (the ServiceAccount admission plugin is off,
 //! so pods need none).
 
+use base64::Engine as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -362,7 +363,7 @@ impl RealApiServer {
              cluster: apiary-real\n    user: admin\n    namespace: default\n\
              current-context: apiary-real\n",
             url = self.url(),
-            ca = base64(self.ca_pem.as_bytes()),
+            ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem),
             token = ADMIN_TOKEN,
         )
     }
@@ -616,40 +617,4 @@ fn https(
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::base64;
-
-    #[test]
-    fn base64_pads() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foob"), "Zm9vYg==");
-    }
 }

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use base64::Engine as _;
 use serde::Serialize;
 
 use super::credentials::write_private;
@@ -80,7 +81,8 @@ pub(crate) fn render(server: &str, ca_pem: &str, token: &str) -> Result<String> 
             item: Cluster {
                 cluster: ClusterInfo {
                     server,
-                    certificate_authority_data: base64(ca_pem.as_bytes()),
+                    certificate_authority_data: base64::engine::general_purpose::STANDARD
+                        .encode(ca_pem),
                 },
             },
         }],
@@ -110,48 +112,9 @@ pub(crate) fn write(path: &Path, server: &str, ca_pem: &str, token: &str) -> Res
     write_private(path, render(server, ca_pem, token)?.as_bytes())
 }
 
-/// Standard base64 with padding (RFC 4648 §4), as kubeconfig `*-data`
-/// fields hold.
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        for (input, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), encoded, "{input:?}");
-        }
-        assert_eq!(base64(&[0xff, 0xfe, 0xfd]), "//79");
-    }
 
     #[test]
     fn kube_reads_what_is_written() {
