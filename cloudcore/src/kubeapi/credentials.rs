@@ -18,23 +18,19 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, PKCS_ECDSA_P256_SHA256,
-};
+use rcgen::{Issuer, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::{KubeApiError, Result};
+use crate::pki::issue;
 
 /// Common name of the embedded API's CA.
 const CA_COMMON_NAME: &str = "Apiary embedded API CA";
 /// Common name of its serving certificate.
 const SERVER_COMMON_NAME: &str = "kube-apiserver";
-/// The CA lives about 100 years, the serving certificate one.
-const CA_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// The serving certificate lives a year (it is issued at every start); the
+/// CA as long as cloudcore's.
 const SERVER_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
-/// Certificates start this long before now, for clocks a little behind.
-const BACKDATE: Duration = Duration::from_secs(5 * 60);
 
 /// The files of `<dataDir>/apiserver/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,24 +78,20 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KubeApiError + '_ {
     }
 }
 
-fn cert_error(what: &'static str) -> impl FnOnce(rcgen::Error) -> KubeApiError {
-    move |source| KubeApiError::Certificate { what, source }
-}
-
 /// Loads (or makes) the CA and token in `paths` and issues a serving
 /// certificate for `names` (IP addresses or DNS names).
 pub(crate) fn load_or_create(paths: &Paths, names: &BTreeSet<String>) -> Result<Credentials> {
     create_private_dir(&paths.dir)?;
-    let (ca_pem, ca_key) = load_or_create_ca(paths)?;
+    let (ca_pem, issuer) = load_or_create_ca(paths)?;
     let token = load_or_create_token(&paths.token)?;
-    let ca_der = CertificateDer::from(
-        ::pem::parse(&ca_pem)
-            .map_err(|e| corrupt(&paths.ca_cert, e.to_string()))?
-            .into_contents(),
-    );
-    let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key)
-        .map_err(|e| corrupt(&paths.ca_cert, e.to_string()))?;
-    let (server_cert, server_key) = issue_server(&issuer, names, SystemTime::now())?;
+    let (server_cert, key) = issue::new_server_cert(
+        &issuer,
+        SERVER_COMMON_NAME,
+        names,
+        SERVER_LIFETIME,
+        SystemTime::now(),
+    )?;
+    let server_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     Ok(Credentials {
         ca_pem,
         server_cert,
@@ -115,105 +107,46 @@ fn corrupt(path: &Path, reason: String) -> KubeApiError {
     }
 }
 
-fn base_params(cn: &str, now: SystemTime, lifetime: Duration) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, cn);
-    params.distinguished_name = dn;
-    params.not_before = (now - BACKDATE).into();
-    params.not_after = (now + lifetime).into();
-    params
-}
-
-/// The stored CA, or a new one written to `paths`. A stored CA that cannot
-/// be used is an error, never silently replaced.
-fn load_or_create_ca(paths: &Paths) -> Result<(String, KeyPair)> {
+/// The stored CA (PEM) with its issuer, or a new one written to `paths`.
+/// A stored CA that cannot be used is an error, never silently replaced.
+fn load_or_create_ca(paths: &Paths) -> Result<(String, Issuer<'static, KeyPair>)> {
     if paths.ca_cert.exists() || paths.ca_key.exists() {
         let cert = std::fs::read_to_string(&paths.ca_cert).map_err(io_error(&paths.ca_cert))?;
         let key = std::fs::read_to_string(&paths.ca_key).map_err(io_error(&paths.ca_key))?;
         let key = KeyPair::from_pem(&key).map_err(|e| corrupt(&paths.ca_key, e.to_string()))?;
-        check_ca(&cert, &key).map_err(|reason| corrupt(&paths.ca_cert, reason))?;
-        return Ok((cert, key));
+        let der = ::pem::parse(&cert)
+            .map(|p| CertificateDer::from(p.into_contents()))
+            .map_err(|e| corrupt(&paths.ca_cert, e.to_string()))?;
+        let parsed = issue::parse_cert(&der).map_err(|reason| corrupt(&paths.ca_cert, reason))?;
+        if !issue::valid_at(&parsed, SystemTime::now()) {
+            return Err(corrupt(
+                &paths.ca_cert,
+                "the CA certificate has expired or is not yet valid".to_owned(),
+            ));
+        }
+        let issuer =
+            issue::ca_issuer(&der, key).map_err(|e| corrupt(&paths.ca_cert, e.to_string()))?;
+        return Ok((cert, issuer));
     }
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(cert_error("CA key"))?;
-    let mut params = base_params(CA_COMMON_NAME, SystemTime::now(), CA_LIFETIME);
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = params
-        .self_signed(&key)
-        .map_err(cert_error("CA certificate"))?;
+    let (der, key) = issue::new_ca(CA_COMMON_NAME, SystemTime::now())?;
+    let pem_config = ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF);
+    let cert = ::pem::encode_config(&::pem::Pem::new("CERTIFICATE", der.to_vec()), pem_config);
     write_private(&paths.ca_key, key.serialize_pem().as_bytes())?;
-    write_private(&paths.ca_cert, cert.pem().as_bytes())?;
+    write_private(&paths.ca_cert, cert.as_bytes())?;
     tracing::info!(path = %paths.ca_cert.display(), "created the embedded API's CA");
-    Ok((cert.pem(), key))
+    let issuer = issue::ca_issuer(&der, key)?;
+    Ok((cert, issuer))
 }
 
-/// The CA certificate parses, is valid now and belongs to `key`.
-fn check_ca(pem_text: &str, key: &KeyPair) -> std::result::Result<(), String> {
-    let der = ::pem::parse(pem_text).map_err(|e| e.to_string())?;
-    let (_, cert) = x509_parser::parse_x509_certificate(der.contents())
-        .map_err(|e| format!("not a certificate: {e}"))?;
-    if !cert.validity().is_valid() {
-        return Err("the CA certificate has expired or is not yet valid".to_owned());
-    }
-    if cert.tbs_certificate.subject_pki.raw != key.subject_public_key_info().as_slice() {
-        return Err("the key does not belong to the certificate".to_owned());
-    }
-    Ok(())
-}
-
-/// A serving certificate (serverAuth) for `names`, signed by the CA.
-fn issue_server(
-    issuer: &Issuer<'_, KeyPair>,
-    names: &BTreeSet<String>,
-    now: SystemTime,
-) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(cert_error("server key"))?;
-    let mut params = base_params(SERVER_COMMON_NAME, now, SERVER_LIFETIME);
-    for name in names {
-        let san = match name.parse::<IpAddr>() {
-            Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName(
-                name.clone()
-                    .try_into()
-                    .map_err(cert_error("server certificate name"))?,
-            ),
-        };
-        params.subject_alt_names.push(san);
-    }
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .signed_by(&key, issuer)
-        .map_err(cert_error("server certificate"))?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok((cert.der().clone(), key))
-}
-
-/// The names of the serving certificate: `127.0.0.1`, `localhost`, the
-/// bind address unless it is unspecified (`0.0.0.0`), and `extra`.
+/// The names of the serving certificate, spelled as cloudcore's server
+/// certificate's (`IP:...`, `DNS:...`): `127.0.0.1`, `localhost`, the bind
+/// address unless it is unspecified (`0.0.0.0`), and `extra`.
 pub(crate) fn server_names(bind: IpAddr, extra: &[String]) -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = ["127.0.0.1", "localhost"]
+    let bind: Vec<String> = (!bind.is_unspecified())
+        .then(|| bind.to_string())
         .into_iter()
-        .map(str::to_owned)
         .collect();
-    if !bind.is_unspecified() {
-        names.insert(bind.to_string());
-    }
-    for name in extra.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-        names.insert(match name.parse::<IpAddr>() {
-            Ok(ip) => ip.to_string(),
-            Err(_) => name.to_ascii_lowercase(),
-        });
-    }
-    names
+    issue::server_sans(&bind, extra)
 }
 
 /// The stored token, or a new one.
@@ -282,7 +215,12 @@ mod tests {
         let names = server_names("10.0.0.5".parse().unwrap(), &["Cloud.Example".to_owned()]);
         assert_eq!(
             names.iter().map(String::as_str).collect::<Vec<_>>(),
-            ["10.0.0.5", "127.0.0.1", "cloud.example", "localhost"]
+            [
+                "DNS:cloud.example",
+                "DNS:localhost",
+                "IP:10.0.0.5",
+                "IP:127.0.0.1"
+            ]
         );
         let first = load_or_create(&paths, &names).unwrap();
         let second = load_or_create(&paths, &names).unwrap();

@@ -86,14 +86,8 @@ pub enum KubeApiError {
         reason: String,
     },
     /// A key or certificate could not be made.
-    #[error("cannot make the embedded API's {what}")]
-    Certificate {
-        /// What was being made.
-        what: &'static str,
-        /// The cause.
-        #[source]
-        source: rcgen::Error,
-    },
+    #[error("cannot make the embedded API's certificates")]
+    Certificate(#[from] crate::pki::PkiError),
     /// The TLS configuration could not be built.
     #[error("embedded API TLS configuration")]
     Tls(#[from] rustls::Error),

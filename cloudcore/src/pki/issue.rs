@@ -57,10 +57,10 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
-/// A new self-signed ECDSA P-256 CA, valid about 100 years.
-pub(crate) fn new_ca(now: SystemTime) -> Result<(CertificateDer<'static>, KeyPair)> {
+/// A new self-signed ECDSA P-256 CA named `cn`, valid about 100 years.
+pub(crate) fn new_ca(cn: &str, now: SystemTime) -> Result<(CertificateDer<'static>, KeyPair)> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(generate("CA key"))?;
-    let mut params = base_params(CA_COMMON_NAME, now, LONG_LIFETIME);
+    let mut params = base_params(cn, now, LONG_LIFETIME);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -102,14 +102,17 @@ pub(crate) fn server_sans(advertise: &[String], dns_names: &[String]) -> BTreeSe
         .collect()
 }
 
-/// A new server certificate (serverAuth) for `sans`, signed by the CA.
+/// A new server certificate (serverAuth) named `cn` for `sans` (as
+/// [`server_sans`] spells them), signed by the CA, valid `lifetime`.
 pub(crate) fn new_server_cert(
     issuer: &Issuer<'_, KeyPair>,
+    cn: &str,
     sans: &BTreeSet<String>,
+    lifetime: Duration,
     now: SystemTime,
 ) -> Result<(CertificateDer<'static>, KeyPair)> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(generate("server key"))?;
-    let mut params = base_params(SERVER_COMMON_NAME, now, LONG_LIFETIME);
+    let mut params = base_params(cn, now, lifetime);
     for san in sans {
         let san = if let Some(ip) = san.strip_prefix("IP:") {
             ip.parse().map(SanType::IpAddress).ok()
@@ -299,7 +302,7 @@ mod tests {
     #[test]
     fn issues_client_certificates_for_the_named_node_only() {
         let now = SystemTime::now();
-        let (ca, key) = new_ca(now).unwrap();
+        let (ca, key) = new_ca(CA_COMMON_NAME, now).unwrap();
         let issuer = ca_issuer(&ca, key).unwrap();
         let der = sign_client(
             &issuer,
@@ -339,7 +342,7 @@ mod tests {
     #[test]
     fn server_certificate_is_kept_only_while_it_matches() {
         let now = SystemTime::now();
-        let (ca, ca_key) = new_ca(now).unwrap();
+        let (ca, ca_key) = new_ca(CA_COMMON_NAME, now).unwrap();
         let issuer = ca_issuer(&ca, ca_key).unwrap();
         let sans = server_sans(&["10.0.0.1".to_owned()], &["Cloud.Example".to_owned()]);
         assert_eq!(
@@ -354,11 +357,12 @@ mod tests {
                 .map(String::from)
             )
         );
-        let (cert, key) = new_server_cert(&issuer, &sans, now).unwrap();
+        let (cert, key) =
+            new_server_cert(&issuer, SERVER_COMMON_NAME, &sans, LONG_LIFETIME, now).unwrap();
         assert_eq!(server_cert_usable(&cert, &key, &ca, &sans, now), Ok(()));
         let other = server_sans(&["10.0.0.2".to_owned()], &[]);
         assert!(server_cert_usable(&cert, &key, &ca, &other, now).is_err());
-        let (other_ca, _) = new_ca(now).unwrap();
+        let (other_ca, _) = new_ca(CA_COMMON_NAME, now).unwrap();
         assert!(server_cert_usable(&cert, &key, &other_ca, &sans, now).is_err());
     }
 

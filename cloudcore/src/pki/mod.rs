@@ -14,7 +14,7 @@
 //! stored CA that cannot be used is an error, not a reason to make a new one
 //! (every edge would lose trust in the cloud).
 
-mod issue;
+pub(crate) mod issue;
 mod secrets;
 mod store;
 mod token;
@@ -337,7 +337,7 @@ async fn load_or_create_ca(
     let secret = match store.load(CA).await? {
         Some(secret) => secret,
         None => {
-            let (der, key) = issue::new_ca(now)?;
+            let (der, key) = issue::new_ca(CA_COMMON_NAME, now)?;
             let secret = Secret::from([
                 (CERT.to_owned(), der.to_vec()),
                 (KEY.to_owned(), key.serialize_der()),
@@ -390,7 +390,8 @@ async fn load_or_create_server(
             Err(reason) => tracing::info!(%reason, "replacing the server certificate"),
         }
     }
-    let (cert, key) = issue::new_server_cert(issuer, sans, now)?;
+    let (cert, key) =
+        issue::new_server_cert(issuer, SERVER_COMMON_NAME, sans, issue::LONG_LIFETIME, now)?;
     let key_der = key.serialize_der();
     let secret = Secret::from([
         (CERT.to_owned(), cert.to_vec()),
