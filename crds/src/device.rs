@@ -91,18 +91,9 @@ pub struct TwinProperty {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// How a mapper reads a property.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct VisitorConfig {
-    /// The protocol.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol_name: Option<String>,
-    /// Mapper-defined settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form")]
-    pub config_data: Option<Value>,
-}
+/// How a mapper reads a property: a protocol and its settings, the same
+/// shape as the device's [`ProtocolConfig`].
+pub type VisitorConfig = ProtocolConfig;
 
 /// The device's protocol.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
