@@ -10,6 +10,7 @@
 //!   (cloud `node/<id>/...`, edge `<ns>/<type>[/<name>]`, device events,
 //!   fixed resources), `ResourceKind`, node-prefix helpers.
 //! - [`modules`]: module, group, source and content names; [`needs_ack`].
+//! - [`twin`]: devices, twins and the DeviceTwin payloads (reference §5).
 //! - [`codec`]: WebSocket text frames and length-prefixed stream frames,
 //!   both capped ([`DEFAULT_MAX_FRAME`]).
 //! - [`error`]: `ResourceError`, `CodecError`, `ProtoError`.
@@ -41,6 +42,7 @@ pub mod message;
 pub mod modules;
 pub mod operation;
 pub mod resource;
+pub mod twin;
 
 pub use codec::{
     decode_bytes, decode_text, encode_text, FrameCodec, DEFAULT_MAX_FRAME, LENGTH_PREFIX,

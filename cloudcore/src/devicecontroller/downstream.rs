@@ -11,8 +11,12 @@ use crds::Device;
 use kube::ResourceExt;
 use proto::modules::{cloud, group};
 use proto::resource::{MEMBERSHIP, MEMBERSHIP_DETAIL, TWIN_CLOUD_UPDATED};
+use proto::twin::{
+    self, BaseMessage, MembershipDetail, MembershipUpdate, MsgTwin, TwinUpdate, TwinValue,
+    TwinVersion, TypeMetadata,
+};
 use proto::{Message, Operation};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 /// `(device id, property)` → the edge's `expected_version.edge`.
 pub(crate) type EdgeVersions = HashMap<(String, String), i64>;
@@ -100,38 +104,51 @@ fn generation(device: &Device) -> i64 {
     device.metadata.generation.unwrap_or(0)
 }
 
-fn version(id: &str, property: &str, cloud: i64, edge: &EdgeVersions) -> Value {
+/// The twin DeviceTwin is sent for desired value `d` of `property`.
+fn desired_twin(id: &str, property: &str, d: &Desired, cloud: i64, edge: &EdgeVersions) -> MsgTwin {
     let edge = edge
         .get(&(id.to_owned(), property.to_owned()))
         .copied()
         .unwrap_or(0);
-    json!({"cloud": cloud, "edge": edge})
+    MsgTwin {
+        expected: Some(TwinValue {
+            value: Some(d.value.clone()),
+            metadata: None,
+        }),
+        expected_version: Some(TwinVersion { cloud, edge }),
+        metadata: Some(TypeMetadata {
+            kind: d.kind.clone(),
+        }),
+        ..MsgTwin::default()
+    }
 }
 
 /// The device as DeviceTwin takes it in `added_devices` and the membership
 /// detail: id, name and a twin per desired value.
-pub(crate) fn edge_device(device: &Device, edge: &EdgeVersions) -> Value {
+pub(crate) fn edge_device(device: &Device, edge: &EdgeVersions) -> twin::Device {
     let id = device_id(device);
     let cloud = generation(device);
-    let twin: Map<String, Value> = desired(device)
-        .into_iter()
-        .map(|(name, d)| {
-            let twin = json!({
-                "expected": {"value": d.value},
-                "expected_version": version(&id, &name, cloud, edge),
-                "metadata": {"type": d.kind},
-            });
-            (name, twin)
-        })
+    let twin = desired(device)
+        .iter()
+        .map(|(name, d)| (name.clone(), desired_twin(&id, name, d, cloud, edge)))
         .collect();
-    json!({"id": id, "name": device.name_any(), "twin": twin})
+    twin::Device {
+        name: device.name_any(),
+        twin,
+        id,
+        ..twin::Device::default()
+    }
 }
 
-fn base(now: i64) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("event_id".into(), json!(proto::new_msg_id()));
-    m.insert("timestamp".into(), json!(now));
-    m
+fn base(now: i64) -> BaseMessage {
+    BaseMessage {
+        event_id: proto::new_msg_id(),
+        timestamp: now,
+    }
+}
+
+fn to_value(payload: &impl serde::Serialize) -> Value {
+    serde_json::to_value(payload).unwrap_or(Value::Null)
 }
 
 fn twin_msg(node: &str, resource: &str, op: Operation, content: Value) -> Message {
@@ -145,13 +162,20 @@ fn twin_msg(node: &str, resource: &str, op: Operation, content: Value) -> Messag
 }
 
 /// `node/<n>/membership` adding or removing devices.
-pub(crate) fn membership(node: &str, added: Vec<Value>, removed: Vec<Value>, now: i64) -> Out {
-    let mut content = base(now);
-    content.insert("added_devices".into(), Value::Array(added));
-    content.insert("removed_devices".into(), Value::Array(removed));
+pub(crate) fn membership(
+    node: &str,
+    added_devices: Vec<twin::Device>,
+    removed_devices: Vec<twin::Device>,
+    now: i64,
+) -> Out {
+    let content = MembershipUpdate {
+        base: base(now),
+        added_devices,
+        removed_devices,
+    };
     Out {
         kind: "membership",
-        msg: twin_msg(node, MEMBERSHIP, Operation::Update, Value::Object(content)),
+        msg: twin_msg(node, MEMBERSHIP, Operation::Update, to_value(&content)),
     }
 }
 
@@ -159,16 +183,18 @@ pub(crate) fn membership(node: &str, added: Vec<Value>, removed: Vec<Value>, now
 pub(crate) fn membership_detail(
     node: &str,
     request: &Message,
-    devices: Vec<Value>,
+    devices: Vec<twin::Device>,
     now: i64,
 ) -> Out {
-    let mut content = base(now);
-    content.insert("devices".into(), Value::Array(devices));
+    let content = MembershipDetail {
+        base: base(now),
+        devices,
+    };
     let mut msg = twin_msg(
         node,
         MEMBERSHIP_DETAIL,
         Operation::Response,
-        Value::Object(content),
+        to_value(&content),
     );
     msg.header.parent_msg_id = request.id().to_owned();
     Out {
@@ -210,7 +236,11 @@ pub(crate) fn plan(
     let mut out = Vec::new();
     if old_node != new_node {
         if let Some(old) = &old_node {
-            let removed = json!({"id": id, "name": device.name_any()});
+            let removed = twin::Device {
+                id: id.clone(),
+                name: device.name_any(),
+                ..twin::Device::default()
+            };
             out.push(membership(old, Vec::new(), vec![removed], now));
             out.push(object(old, device, Operation::Delete));
         }
@@ -230,28 +260,23 @@ pub(crate) fn plan(
     };
     let now_desired = desired(device);
     let cloud = generation(device);
-    let changed: Map<String, Value> = now_desired
+    let changed: BTreeMap<String, Option<MsgTwin>> = now_desired
         .iter()
         .filter(|(name, d)| prev.desired.get(*name) != Some(*d))
-        .map(|(name, d)| {
-            let twin = json!({
-                "expected": {"value": d.value},
-                "expected_version": version(&id, name, cloud, edge),
-                "metadata": {"type": d.kind},
-            });
-            (name.clone(), twin)
-        })
+        .map(|(name, d)| (name.clone(), Some(desired_twin(&id, name, d, cloud, edge))))
         .collect();
     if !changed.is_empty() {
-        let mut content = base(now);
-        content.insert("twin".into(), Value::Object(changed));
+        let content = TwinUpdate {
+            base: base(now),
+            twin: changed,
+        };
         out.push(Out {
             kind: "twin",
             msg: twin_msg(
                 &node,
                 &format!("device/{id}/{TWIN_CLOUD_UPDATED}"),
                 Operation::Update,
-                Value::Object(content),
+                to_value(&content),
             ),
         });
     }
@@ -265,6 +290,7 @@ pub(crate) fn plan(
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test")]
     use super::*;
+    use serde_json::json;
 
     fn dev(node: Option<&str>, power: Option<&str>, generation: i64, rv: &str) -> Device {
         let mut spec: crds::DeviceSpec = serde_json::from_value(json!({

@@ -35,6 +35,7 @@ use kube::runtime::WatchStreamExt;
 use kube::Api;
 use prometheus_client::registry::Registry;
 use proto::modules::cloud;
+use proto::twin::{StateResult, TwinResult};
 use proto::Message;
 
 use downstream::{EdgeVersions, Out, Seen};
@@ -256,25 +257,20 @@ impl State {
     }
 
     async fn twins(&mut self, node: &str, id: &str, msg: &Message) -> Result<()> {
-        let content = msg.content_json();
-        for (property, edge) in upstream::edge_versions(&content) {
+        let report: TwinResult = upstream::parse(msg.resource(), msg.content_json())?;
+        for (property, edge) in upstream::edge_versions(&report) {
             self.edge.insert((id.to_owned(), property), edge);
         }
         tracing::debug!(node, device = id, "twin report");
-        let resource = msg.resource();
-        self.patch(id, "twins", |s| {
-            upstream::twins_patch(resource, s, &content)
-        })
-        .await
+        self.patch(id, "twins", |s| Ok(upstream::twins_patch(s, &report)))
+            .await
     }
 
     async fn state(&self, node: &str, id: &str, msg: &Message) -> Result<()> {
-        let content = msg.content_json();
+        let report: StateResult = upstream::parse(msg.resource(), msg.content_json())?;
         tracing::debug!(node, device = id, "state report");
         let resource = msg.resource();
-        self.patch(id, "state", |s| {
-            upstream::state_patch(resource, s, &content)
-        })
-        .await
+        self.patch(id, "state", |s| upstream::state_patch(resource, s, &report))
+            .await
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crds::{DeviceStatus, Twin, TwinProperty};
 use proto::resource::{split_node_prefix, STATE_UPDATE, TWIN_EDGE_UPDATED};
+use proto::twin::{StateResult, TwinResult};
 use serde_json::{json, Value};
 
 use super::error::{DeviceControllerError, Result};
@@ -73,37 +74,34 @@ fn malformed(resource: &str, reason: impl Into<String>) -> DeviceControllerError
     }
 }
 
-/// The `expected_version.edge` of each twin in an `edge_updated` content.
-pub(crate) fn edge_versions(content: &Value) -> BTreeMap<String, i64> {
-    content["twin"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(name, t)| Some((name.clone(), t["expected_version"]["edge"].as_i64()?)))
+/// Reads a report's content as its payload type.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(resource: &str, content: Value) -> Result<T> {
+    serde_json::from_value(content).map_err(|e| malformed(resource, e.to_string()))
+}
+
+/// The `expected_version.edge` of each twin in an `edge_updated`.
+pub(crate) fn edge_versions(report: &TwinResult) -> BTreeMap<String, i64> {
+    report
+        .twin
+        .iter()
+        .filter_map(|(name, t)| Some((name.clone(), t.expected_version?.edge)))
         .collect()
 }
 
-/// The status twins after `content` (an `edge_updated`): each twin with a
+/// The status twins after `report` (an `edge_updated`): each twin with a
 /// reported value replaces the entry of its property.
-pub(crate) fn twins_after(
-    resource: &str,
-    status: &DeviceStatus,
-    content: &Value,
-) -> Result<Vec<Twin>> {
-    let twins = content["twin"]
-        .as_object()
-        .ok_or_else(|| malformed(resource, "no twin object"))?;
+pub(crate) fn twins_after(status: &DeviceStatus, report: &TwinResult) -> Vec<Twin> {
     let mut out = status.twins.clone();
-    for (name, t) in twins {
-        let Some(value) = t["actual"]["value"].as_str() else {
+    for (name, t) in &report.twin {
+        let Some(value) = t.actual_value() else {
             continue;
         };
         let mut metadata = BTreeMap::new();
-        if let Some(ts) = t["actual"]["metadata"]["timestamp"].as_i64() {
-            metadata.insert("timestamp".to_owned(), ts.to_string());
+        if let Some(ts) = t.actual.as_ref().and_then(|a| a.metadata) {
+            metadata.insert("timestamp".to_owned(), ts.timestamp.to_string());
         }
-        if let Some(kind) = t["metadata"]["type"].as_str() {
-            metadata.insert("type".to_owned(), kind.to_owned());
+        if let Some(kind) = t.metadata.as_ref().filter(|m| !m.kind.is_empty()) {
+            metadata.insert("type".to_owned(), kind.kind.clone());
         }
         let twin = Twin {
             property_name: name.clone(),
@@ -111,7 +109,7 @@ pub(crate) fn twins_after(
                 value: value.to_owned(),
                 metadata,
             }),
-            observed_desired: t["expected"]["value"].as_str().map(|v| TwinProperty {
+            observed_desired: t.expected_value().map(|v| TwinProperty {
                 value: v.to_owned(),
                 metadata: BTreeMap::new(),
             }),
@@ -121,20 +119,13 @@ pub(crate) fn twins_after(
             None => out.push(twin),
         }
     }
-    Ok(out)
+    out
 }
 
 /// The merge patch for an `edge_updated`, or None when nothing changes.
-pub(crate) fn twins_patch(
-    resource: &str,
-    status: &DeviceStatus,
-    content: &Value,
-) -> Result<Option<Value>> {
-    let twins = twins_after(resource, status, content)?;
-    if twins == status.twins {
-        return Ok(None);
-    }
-    Ok(Some(json!({"status": {"twins": twins}})))
+pub(crate) fn twins_patch(status: &DeviceStatus, report: &TwinResult) -> Option<Value> {
+    let twins = twins_after(status, report);
+    (twins != status.twins).then(|| json!({"status": {"twins": twins}}))
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC, as DeviceTwin writes it) as RFC 3339;
@@ -159,23 +150,21 @@ pub(crate) fn rfc3339(time: &str) -> String {
 pub(crate) fn state_patch(
     resource: &str,
     status: &DeviceStatus,
-    content: &Value,
+    report: &StateResult,
 ) -> Result<Option<Value>> {
-    let device = &content["device"];
-    let state = device["state"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| malformed(resource, "no device.state"))?;
-    let last = device["lastOnlineTime"]
-        .as_str()
+    let device = &report.device;
+    if device.state.is_empty() {
+        return Err(malformed(resource, "no device.state"));
+    }
+    let last = Some(device.last_online_time.as_str())
         .filter(|s| !s.is_empty())
         .map(rfc3339);
-    let same_state = status.state.as_deref() == Some(state);
+    let same_state = status.state.as_deref() == Some(device.state.as_str());
     let same_time = last.is_none() || status.last_online_time == last;
     if same_state && same_time {
         return Ok(None);
     }
-    let mut patch = json!({"state": state});
+    let mut patch = json!({"state": device.state});
     if let Some(last) = last {
         patch["lastOnlineTime"] = json!(last);
     }
@@ -223,9 +212,8 @@ mod tests {
                       "expected": {"value": "on"}, "metadata": {"type": "string"},
                       "expected_version": {"cloud": 1, "edge": 2}},
             "temp": {"expected": {"value": "3"}}}});
-        let patch = twins_patch(R, &DeviceStatus::default(), &content)
-            .unwrap()
-            .unwrap();
+        let report: TwinResult = parse(R, content).unwrap();
+        let patch = twins_patch(&DeviceStatus::default(), &report).unwrap();
         assert_eq!(
             patch,
             json!({"status": {"twins": [{"propertyName": "power",
@@ -233,21 +221,23 @@ mod tests {
                 "observedDesired": {"value": "on"}}]}})
         );
         assert_eq!(
-            edge_versions(&content),
+            edge_versions(&report),
             BTreeMap::from([("power".into(), 2)])
         );
         // The same report again changes nothing.
         let status: DeviceStatus = serde_json::from_value(patch["status"].clone()).unwrap();
-        assert_eq!(twins_patch(R, &status, &content).unwrap(), None);
+        assert_eq!(twins_patch(&status, &report), None);
         // Malformed: an error, not a panic.
-        assert!(twins_patch(R, &status, &json!("x")).is_err());
+        assert!(parse::<TwinResult>(R, json!("x")).is_err());
+        assert!(parse::<TwinResult>(R, json!({"event_id": "e"})).is_err());
     }
 
     #[test]
     fn states_become_status_fields() {
         let content = json!({"device": {"name": "dev1", "state": "online",
                                          "lastOnlineTime": "2026-01-02 03:04:05"}});
-        let patch = state_patch(R, &DeviceStatus::default(), &content)
+        let report: StateResult = parse(R, content).unwrap();
+        let patch = state_patch(R, &DeviceStatus::default(), &report)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -255,8 +245,11 @@ mod tests {
             json!({"status": {"state": "online", "lastOnlineTime": "2026-01-02T03:04:05Z"}})
         );
         let status: DeviceStatus = serde_json::from_value(patch["status"].clone()).unwrap();
-        assert_eq!(state_patch(R, &status, &content).unwrap(), None);
-        assert!(state_patch(R, &status, &json!({})).is_err());
+        assert_eq!(state_patch(R, &status, &report).unwrap(), None);
+        assert!(parse::<StateResult>(R, json!({})).is_err());
+        let no_state: StateResult =
+            parse(R, json!({"device": {"name": "dev1", "state": ""}})).unwrap();
+        assert!(state_patch(R, &status, &no_state).is_err());
         assert_eq!(rfc3339("yesterday"), "yesterday");
     }
 }

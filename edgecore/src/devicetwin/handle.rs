@@ -13,14 +13,14 @@ use proto::{Message, Operation};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::model::{
-    AttributeUpdate, BaseMessage, Device, DeviceState, ErrorResult, MembershipDetail,
-    MembershipDetailRequest, MembershipGetResult, MembershipUpdate, MsgTwin, StateResult,
-    StateUpdate, TwinDelta, TwinDoc, TwinDocument, TwinResult, TwinUpdate, TypeMetadata,
-};
 use super::rules::{self, RuleError, Side, TwinChange};
 use super::store::DbOp;
 use super::topics::{self, Request};
+use proto::twin::{
+    AttributeUpdate, BaseMessage, Device, DeviceState, ErrorResult, MembershipDetail,
+    MembershipDetailRequest, MembershipUpdate, MsgTwin, StateResult, StateUpdate, TwinDelta,
+    TwinDoc, TwinDocument, TwinResult, TwinUpdate, TypeMetadata,
+};
 
 /// Start of a device event's resource: `device/<id>/...`.
 const DEVICE_RESOURCE: &str = "device/";
@@ -109,16 +109,6 @@ impl Twins {
     /// How many devices there are.
     pub fn len(&self) -> usize {
         self.devices.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.devices.is_empty()
-    }
-
-    /// One device.
-    pub fn device(&self, id: &str) -> Option<&Device> {
-        self.devices.get(id)
     }
 
     /// A message published by a device or mapper on `topic`.
@@ -233,7 +223,7 @@ impl Twins {
         let mut fx = Effects::new("ok");
         fx.publish(
             topics::membership_get_result(node),
-            &MembershipGetResult {
+            &MembershipDetail {
                 base: answer_base(&base_of(payload, now), now),
                 devices,
             },

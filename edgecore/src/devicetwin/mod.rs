@@ -22,7 +22,6 @@
 //!
 //! # Layout
 //!
-//! - `model.rs`: devices, twins and the JSON payloads.
 //! - `topics.rs`: the MQTT topics.
 //! - `rules.rs`: the twin rules (pure).
 //! - `handle.rs`: what one message does ([`Twins`], `Effects`; pure).
@@ -32,7 +31,6 @@
 
 mod handle;
 mod metrics;
-pub mod model;
 pub mod rules;
 pub mod store;
 #[cfg(test)]
@@ -46,7 +44,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::edgehub::EdgeHubStatus;
-pub use handle::Twins;
+use handle::Twins;
 use metrics::Metrics;
 
 /// Messages taken from the mailbox and committed together, at most.

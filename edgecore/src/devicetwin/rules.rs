@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{MsgTwin, TwinDoc, TwinValue, TwinVersion, ValueMetadata};
+use proto::twin::{MsgTwin, TwinDoc, TwinValue, TwinVersion, ValueMetadata};
 
 /// Longest twin or attribute key.
 pub const MAX_KEY_LEN: usize = 128;
@@ -342,7 +342,7 @@ pub fn check_state(state: &str) -> Result<(), RuleError> {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test")]
     use super::*;
-    use crate::devicetwin::model::TypeMetadata;
+    use proto::twin::TypeMetadata;
 
     fn value(v: &str) -> Option<TwinValue> {
         Some(TwinValue {

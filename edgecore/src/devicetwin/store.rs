@@ -9,10 +9,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Transaction};
 
-use super::model::{Device, MsgAttr, MsgTwin, TwinValue, TypeMetadata};
 use crate::db::{self, DbError};
+use proto::twin::{Device, MsgAttr, MsgTwin, TwinValue, TypeMetadata};
 
 /// The tables, created if missing (an existing KubeEdge file keeps its rows).
 pub const SCHEMA: &str = "
@@ -245,24 +245,11 @@ pub async fn load(conn: &tokio_rusqlite::Connection) -> Result<HashMap<String, D
     .await
 }
 
-/// Whether the device row exists (for tests and checks).
-pub async fn has_device(conn: &tokio_rusqlite::Connection, id: &str) -> Result<bool, DbError> {
-    let id = id.to_owned();
-    db::read(conn, move |c| {
-        Ok(
-            c.query_row("SELECT 1 FROM device WHERE id = ?1", [id], |_| Ok(()))
-                .optional()?
-                .is_some(),
-        )
-    })
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test")]
     use super::*;
-    use crate::devicetwin::model::{TwinVersion, ValueMetadata};
+    use proto::twin::{TwinVersion, ValueMetadata};
 
     #[tokio::test]
     async fn devices_round_trip_through_the_tables() {
@@ -315,7 +302,6 @@ mod tests {
         commit(&conn, vec![DbOp::DeleteDevice("default/dev1".into())])
             .await
             .unwrap();
-        assert!(!has_device(&conn, "default/dev1").await.unwrap());
         assert!(load(&conn).await.unwrap().is_empty());
         let twins: i64 = db::read(&conn, |c| {
             c.query_row("SELECT count(*) FROM device_twin", [], |r| r.get(0))

@@ -1,7 +1,9 @@
-//! DeviceTwin's data model and the JSON payloads of reference §5, with
+//! The device twin model and the JSON payloads of reference §5, with
 //! KubeEdge's field names: devices with attributes and twins, twin values
 //! with their metadata and versions, and the messages on the device topics
-//! (update, result, delta, document, get, state, membership).
+//! (update, result, delta, document, get, state, membership) and between
+//! DeviceTwin and the cloud's DeviceController (membership, membership
+//! detail, `cloud_updated`, `edge_updated`, `state/update`).
 //!
 //! Absent optional fields are omitted when written, as KubeEdge's Go
 //! structs do (`omitempty`).
@@ -212,7 +214,7 @@ pub struct StateResult {
 
 /// The state part of [`StateResult`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct DeviceState {
     /// The device's name.
     pub name: String,
@@ -236,7 +238,8 @@ pub struct MembershipUpdate {
     pub removed_devices: Vec<Device>,
 }
 
-/// The cloud's answer to `membership/detail`: every device of the node.
+/// The cloud's answer to `membership/detail`, and the edge's
+/// `$hw/events/node/<node>/membership/get/result`: every device of the node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MembershipDetail {
     /// Ids.
@@ -260,16 +263,6 @@ pub struct MembershipDetailRequest {
     pub group_id: String,
     /// Milliseconds since the epoch.
     pub timestamp: i64,
-}
-
-/// `$hw/events/node/<node>/membership/get/result`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MembershipGetResult {
-    /// Ids.
-    #[serde(flatten)]
-    pub base: BaseMessage,
-    /// The node's devices.
-    pub devices: Vec<Device>,
 }
 
 /// The cloud's `device/<id>/updated`: attributes to change (`null` removes
