@@ -106,6 +106,15 @@ impl ResourceInfo {
     }
 }
 
+/// The edge resource named `resource` (e.g. `pods`), for tests.
+#[cfg(test)]
+pub(crate) fn edge_info(resource: &str) -> ResourceInfo {
+    edge_resources()
+        .into_iter()
+        .find(|r| r.gvr.resource == resource)
+        .unwrap_or_else(|| panic!("no edge resource {resource}"))
+}
+
 /// The resources the edge caches and its MetaServer serves: what KubeEdge's
 /// cloud sends down, plus namespaces, events and the device CRDs.
 pub fn edge_resources() -> Vec<ResourceInfo> {

@@ -279,14 +279,7 @@ pub(crate) fn check_name(info: &ResourceInfo, name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::edge_resources;
-
-    fn info(resource: &str) -> ResourceInfo {
-        edge_resources()
-            .into_iter()
-            .find(|r| r.gvr.resource == resource)
-            .unwrap()
-    }
+    use crate::resource::edge_info as info;
 
     #[test]
     fn generated_names() {

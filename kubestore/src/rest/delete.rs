@@ -28,7 +28,8 @@ use super::read::respond as respond_body;
 use super::render::Render;
 use super::update::modify;
 use super::write::{
-    committed, decode_body, is_crd, key_of, metadata_mut, now, respond, set_field, ATTEMPTS,
+    at_revision, committed, decode_body, is_crd, key_of, metadata_mut, now, respond, set_field,
+    ATTEMPTS,
 };
 use super::RestConfig;
 use crate::resource::{Gvr, ResourceInfo};
@@ -113,37 +114,26 @@ async fn delete_one(
     key: ObjectKey,
     preconditions: &Preconditions,
 ) -> Result<Arc<Object>> {
-    let missing = || RestError::not_found(&info.gvr.group, &info.gvr.resource, &key.name);
-    for attempt in 1..=ATTEMPTS {
-        let stored = rest.store.get(&key).await?.ok_or_else(missing)?;
-        preconditions.check(info, &stored)?;
-        let op = WriteOp::Delete {
+    let (_, outcome) = at_revision(rest, info, &key, |stored| {
+        preconditions.check(info, stored)?;
+        Ok(WriteOp::Delete {
             key: key.clone(),
             expect: Expect::Revision(stored.revision),
-        };
-        match rest.store.write(vec![op]).await {
-            Ok(outcomes) => {
-                let Some(Outcome::Deleted(object)) = outcomes.into_iter().next() else {
-                    return Err(missing());
-                };
-                if is_crd(info) {
-                    delete_custom_resources(rest, &object.value).await?;
-                }
-                committed(rest, info, &object, true);
-                return Ok(object);
-            }
-            Err(WriteError::Conflict { .. }) if attempt < ATTEMPTS => {
-                tracing::debug!(attempt, key = %key.storage_key(), "object changed while deleting it; again");
-            }
-            Err(err) => return Err(err.into()),
-        }
+        })
+    })
+    .await?;
+    let Some(Outcome::Deleted(object)) = outcome else {
+        return Err(RestError::not_found(
+            &info.gvr.group,
+            &info.gvr.resource,
+            &key.name,
+        ));
+    };
+    if is_crd(info) {
+        delete_custom_resources(rest, &object.value).await?;
     }
-    Err(RestError::conflict(
-        &info.gvr.group,
-        &info.gvr.resource,
-        &key.name,
-        super::error::MODIFIED,
-    ))
+    committed(rest, info, &object, true);
+    Ok(object)
 }
 
 /// Marks the namespace terminating, deletes what is in it, then it.

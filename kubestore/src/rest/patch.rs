@@ -169,15 +169,8 @@ pub(crate) async fn patch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::{edge_resources, Gvr};
+    use crate::resource::{edge_info as info, Gvr};
     use serde_json::json;
-
-    fn info(resource: &str) -> ResourceInfo {
-        edge_resources()
-            .into_iter()
-            .find(|r| r.gvr.resource == resource)
-            .unwrap()
-    }
 
     #[test]
     fn built_in_groups() {

@@ -21,11 +21,11 @@ use serde_json::Value;
 use super::error::{RestError, Result, MODIFIED};
 use super::path::Target;
 use super::write::{
-    admit, committed, key_of, meta_str, metadata_mut, object_body, respond, set_field, ATTEMPTS,
+    admit, at_revision, committed, key_of, meta_str, metadata_mut, object_body, respond, set_field,
 };
 use super::RestConfig;
 use crate::resource::ResourceInfo;
-use crate::store::{Expect, Object, Outcome, WriteError, WriteOp};
+use crate::store::{Expect, Object, Outcome, WriteOp};
 
 /// Metadata only the server sets, kept from the stored object.
 const IDENTITY: [&str; 6] = [
@@ -131,41 +131,22 @@ where
     let info = &target.info;
     let name = target.name.as_deref().ok_or(RestError::NoRoute)?;
     let key = key_of(target, name);
-    for attempt in 1..=ATTEMPTS {
-        let stored = rest
-            .store
-            .get(&key)
-            .await?
-            .ok_or_else(|| RestError::not_found(&info.gvr.group, &info.gvr.resource, name))?;
-        let value = admit(info, next(&stored)?)?;
-        let op = WriteOp::Put {
+    let (stored, outcome) = at_revision(rest, info, &key, |stored| {
+        Ok(WriteOp::Put {
             key: key.clone(),
-            value,
+            value: admit(info, next(stored)?)?,
             origin: None,
             expect: Expect::Revision(stored.revision),
-        };
-        match rest.store.write(vec![op]).await {
-            Ok(outcomes) => {
-                return Ok(match outcomes.into_iter().next() {
-                    Some(Outcome::Updated(object) | Outcome::Created(object)) => {
-                        committed(rest, info, &object, false);
-                        object
-                    }
-                    _ => stored,
-                })
-            }
-            Err(WriteError::Conflict { .. }) if attempt < ATTEMPTS => {
-                tracing::debug!(attempt, key = %key.storage_key(), "object changed while updating it; again");
-            }
-            Err(err) => return Err(err.into()),
+        })
+    })
+    .await?;
+    Ok(match outcome {
+        Some(Outcome::Updated(object) | Outcome::Created(object)) => {
+            committed(rest, info, &object, false);
+            object
         }
-    }
-    Err(RestError::conflict(
-        &info.gvr.group,
-        &info.gvr.resource,
-        name,
-        MODIFIED,
-    ))
+        _ => stored,
+    })
 }
 
 /// The object to store when a client sends `incoming` for `stored`
@@ -214,15 +195,8 @@ pub(crate) fn updated(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::{edge_resources, Gvr};
+    use crate::resource::{edge_info as info, Gvr};
     use serde_json::json;
-
-    fn info(resource: &str) -> ResourceInfo {
-        edge_resources()
-            .into_iter()
-            .find(|r| r.gvr.resource == resource)
-            .unwrap()
-    }
 
     fn stored() -> Value {
         json!({"apiVersion": "v1", "kind": "Pod",

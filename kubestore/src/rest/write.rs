@@ -22,7 +22,7 @@ use super::path::Target;
 use super::table::typed;
 use super::{create, delete, patch, protobuf, update, RestConfig};
 use crate::resource::{Gvr, ResourceInfo};
-use crate::store::{Object, ObjectKey};
+use crate::store::{Object, ObjectKey, Outcome, WriteError, WriteOp};
 
 /// The largest request body read (kube-apiserver's limit, 3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -322,3 +322,41 @@ fn secret_data(secret: &mut Value) {
 /// How often a read-modify-write is tried when the object keeps changing
 /// under it (kube-apiserver's `GuaranteedUpdate` retries too).
 pub(crate) const ATTEMPTS: usize = 8;
+
+/// Reads `key`, makes a write from the stored object with `write` (which
+/// should expect the revision read) and commits it; again, up to
+/// [`ATTEMPTS`] times, while the object changes in between. Returns the
+/// object read and the write's outcome. 404 if the object is missing, 409
+/// if it keeps changing.
+pub(crate) async fn at_revision<F>(
+    rest: &RestConfig,
+    info: &ResourceInfo,
+    key: &ObjectKey,
+    mut write: F,
+) -> Result<(Arc<Object>, Option<Outcome>)>
+where
+    F: FnMut(&Object) -> Result<WriteOp>,
+{
+    let gvr = &info.gvr;
+    for attempt in 1..=ATTEMPTS {
+        let stored = rest
+            .store
+            .get(key)
+            .await?
+            .ok_or_else(|| RestError::not_found(&gvr.group, &gvr.resource, &key.name))?;
+        let op = write(&stored)?;
+        match rest.store.write(vec![op]).await {
+            Ok(outcomes) => return Ok((stored, outcomes.into_iter().next())),
+            Err(WriteError::Conflict { .. }) if attempt < ATTEMPTS => {
+                tracing::debug!(attempt, key = %key.storage_key(), "object changed under the write; again");
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(RestError::conflict(
+        &gvr.group,
+        &gvr.resource,
+        &key.name,
+        super::error::MODIFIED,
+    ))
+}
