@@ -192,6 +192,9 @@ async fn dispatch(
 }
 
 #[cfg(test)]
+#[macro_use]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod write_tests;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::test::{self, TestRequest};
-use actix_web::App;
+
+use super::test_support::{get, Fixture};
 use serde_json::{json, Value};
 
 use super::*;
@@ -16,11 +17,6 @@ use crate::resource::{edge_resources, Gvr};
 use crate::store::{ObjectKey, StoreOptions, WriteOp};
 
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    rest: RestConfig,
-}
 
 fn fixture(options: StoreOptions) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
@@ -41,33 +37,6 @@ fn pod(name: &str, app: &str, node: &str) -> WriteOp {
                "spec": {"nodeName": node, "containers": [{"name": "c"}]},
                "status": {"phase": "Running"}}),
     )
-}
-
-/// The app over `rest`, as actix's test service.
-macro_rules! app {
-    ($rest:expr) => {{
-        let rest = $rest.clone();
-        test::init_service(App::new().configure(move |c| configure(c, rest))).await
-    }};
-}
-
-/// Sends a request; the status and the body as JSON (or a JSON string).
-macro_rules! call {
-    ($svc:expr, $req:expr) => {
-        read(test::call_service(&$svc, $req.to_request()).await).await
-    };
-}
-
-async fn read(resp: ServiceResponse) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let body = test::read_body(resp).await;
-    let value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
-    (status, value)
-}
-
-fn get(uri: &str) -> TestRequest {
-    TestRequest::get().uri(uri)
 }
 
 #[actix_web::test]

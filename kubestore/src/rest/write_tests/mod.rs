@@ -4,9 +4,9 @@
 //! and patch (with status subresources); `removal.rs` delete,
 //! deletecollection, namespaces and CRDs.
 
-use actix_web::dev::ServiceResponse;
 use actix_web::test::{self, TestRequest};
-use actix_web::App;
+
+use super::test_support::{get, Fixture};
 use serde_json::{json, Value};
 
 use super::*;
@@ -16,11 +16,6 @@ use crate::store::StoreOptions;
 const MERGE: &str = "application/merge-patch+json";
 const STRATEGIC: &str = "application/strategic-merge-patch+json";
 const JSON_PATCH: &str = "application/json-patch+json";
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    rest: RestConfig,
-}
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
@@ -39,25 +34,6 @@ fn fixture() -> Fixture {
     Fixture { _dir: dir, rest }
 }
 
-macro_rules! app {
-    ($rest:expr) => {{
-        let rest = $rest.clone();
-        test::init_service(App::new().configure(move |c| configure(c, rest))).await
-    }};
-}
-
-macro_rules! call {
-    ($svc:expr, $req:expr) => {
-        read(test::call_service(&$svc, $req.to_request()).await).await
-    };
-}
-
-async fn read(resp: ServiceResponse) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let body = test::read_body(resp).await;
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
 fn post(uri: &str, body: Value) -> TestRequest {
     TestRequest::post().uri(uri).set_json(body)
 }
@@ -71,10 +47,6 @@ fn patch(uri: &str, media: &str, body: Value) -> TestRequest {
         .uri(uri)
         .insert_header(("Content-Type", media))
         .set_payload(body.to_string())
-}
-
-fn get(uri: &str) -> TestRequest {
-    TestRequest::get().uri(uri)
 }
 
 fn rv(v: &Value) -> u64 {

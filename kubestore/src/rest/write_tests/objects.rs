@@ -1,7 +1,7 @@
 //! create, update and patch, with the status subresource, optimistic
 //! concurrency and every patch type.
 
-use actix_web::test::{self, TestRequest};
+use actix_web::test::TestRequest;
 use serde_json::json;
 
 use super::*;

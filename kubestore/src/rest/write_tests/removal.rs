@@ -2,7 +2,7 @@
 //! deletion (terminating, emptied, then gone) and CustomResourceDefinitions
 //! adding and removing what is served.
 
-use actix_web::test::{self, TestRequest};
+use actix_web::test::TestRequest;
 use serde_json::json;
 
 use super::*;
