@@ -71,6 +71,23 @@ fn device_gvk() -> GroupVersionKind {
     GroupVersionKind::gvk("devices.kubeedge.io", "v1beta1", "Device")
 }
 
+/// Waits until the Device CRD is Established, then finds it by discovery.
+async fn established_devices(
+    client: &kube::Client,
+) -> (kube::api::ApiResource, discovery::ApiCapabilities) {
+    let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let established = await_condition(
+        crd_api,
+        "devices.devices.kubeedge.io",
+        conditions::is_crd_established(),
+    );
+    tokio::time::timeout(PATIENCE, established)
+        .await
+        .unwrap()
+        .unwrap();
+    discovery::pinned_kind(client, &device_gvk()).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_reads_with_tls_and_token_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -105,19 +122,7 @@ async fn serves_reads_with_tls_and_token_and_survives_a_restart() {
     // CRDs applied at start are Established and served.
     let crds = vec![serde_json::to_value(device_crd()).unwrap()];
     assert_eq!(api.apply_crds(&crds).await.unwrap(), 1);
-    let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let established = await_condition(
-        crd_api,
-        "devices.devices.kubeedge.io",
-        conditions::is_crd_established(),
-    );
-    tokio::time::timeout(PATIENCE, established)
-        .await
-        .unwrap()
-        .unwrap();
-    let (resource, caps) = discovery::pinned_kind(&client, &device_gvk())
-        .await
-        .unwrap();
+    let (resource, caps) = established_devices(&client).await;
     assert_eq!(resource.plural, "devices");
     assert_eq!(caps.scope, discovery::Scope::Namespaced);
     let devices: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);
@@ -237,18 +242,7 @@ async fn kube_rs_writes_objects_and_custom_resources_that_survive_a_restart() {
     let crd = device_crd();
     let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
     crd_api.create(&pp, &crd).await.unwrap();
-    let established = await_condition(
-        crd_api,
-        "devices.devices.kubeedge.io",
-        conditions::is_crd_established(),
-    );
-    tokio::time::timeout(PATIENCE, established)
-        .await
-        .unwrap()
-        .unwrap();
-    let (resource, _) = discovery::pinned_kind(&client, &device_gvk())
-        .await
-        .unwrap();
+    let (resource, _) = established_devices(&client).await;
     let devices: Api<DynamicObject> = Api::namespaced_with(client.clone(), "apps", &resource);
     let mut device = DynamicObject::new("thermometer", &resource);
     device.data = json!({"spec": {"deviceModelRef": {"name": "thermo-model"}}});

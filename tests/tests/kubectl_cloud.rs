@@ -89,57 +89,20 @@ async fn kubectl_flow(t: &Target, home: &Path) {
     k.ok(&["apply", "-f", &file]).await;
     watch.line_with("ADDED", PATIENCE).await;
 
-    let pod = k
-        .ok(&[
-            "get",
-            "pod",
-            "web",
-            "-n",
-            "edge-apps",
-            "-o",
-            "jsonpath={.spec.nodeName}",
-        ])
-        .await;
-    assert_eq!(pod, "edge-1", "{name}");
-    let cm = k
-        .ok(&[
-            "get",
-            "configmap",
-            "web-config",
-            "-n",
-            "edge-apps",
-            "-o",
-            "jsonpath={.data.greeting}",
-        ])
-        .await;
-    assert_eq!(cm, "hello", "{name}");
-    let secret = k
-        .ok(&[
-            "get",
-            "secret",
-            "web-secret",
-            "-n",
-            "edge-apps",
-            "-o",
-            "jsonpath={.data.password}",
-        ])
-        .await;
-    assert_eq!(
-        secret, "czNjcmV0",
-        "{name}: stringData stored as base64 data"
-    );
-    let device = k
-        .ok(&[
-            "get",
-            "device",
-            "thermo",
-            "-n",
-            "edge-apps",
-            "-o",
-            "jsonpath={.spec.nodeName}",
-        ])
-        .await;
-    assert_eq!(device, "edge-1", "{name}");
+    // What each object holds, as kubectl reads it back (the secret's
+    // stringData stored as base64 data).
+    for (kind, object, path, want) in [
+        ("pod", "web", "{.spec.nodeName}", "edge-1"),
+        ("configmap", "web-config", "{.data.greeting}", "hello"),
+        ("secret", "web-secret", "{.data.password}", "czNjcmV0"),
+        ("device", "thermo", "{.spec.nodeName}", "edge-1"),
+    ] {
+        let jsonpath = format!("jsonpath={path}");
+        let got = k
+            .ok(&["get", kind, object, "-n", "edge-apps", "-o", &jsonpath])
+            .await;
+        assert_eq!(got, want, "{name}: {kind}/{object} {path}");
+    }
 
     // Applying the same file again changes nothing.
     let rv = |kind: &'static str, obj: &'static str| {
