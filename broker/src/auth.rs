@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType};
 use rmqtt::types::AuthResult;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::config::Broker;
 
@@ -94,7 +95,7 @@ fn digest(password: &[u8]) -> [u8; 32] {
 }
 
 fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
+    bool::from(a.ct_eq(b))
 }
 
 /// The rmqtt hook handler for `ClientAuthenticate`.
