@@ -131,19 +131,9 @@ pub(crate) fn twins_patch(status: &DeviceStatus, report: &TwinResult) -> Option<
 /// `YYYY-MM-DD HH:MM:SS` (UTC, as DeviceTwin writes it) as RFC 3339;
 /// anything else as it is.
 pub(crate) fn rfc3339(time: &str) -> String {
-    let b = time.as_bytes();
-    let shaped = b.len() == 19
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b' ',
-            13 | 16 => *c == b':',
-            _ => c.is_ascii_digit(),
-        });
-    if shaped {
-        format!("{}T{}Z", &time[..10], &time[11..])
-    } else {
-        time.to_owned()
-    }
+    jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", time)
+        .and_then(|t| t.to_zoned(jiff::tz::TimeZone::UTC))
+        .map_or_else(|_| time.to_owned(), |t| t.timestamp().to_string())
 }
 
 /// The merge patch for a `state/update`, or None when nothing changes.
