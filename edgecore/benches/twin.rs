@@ -69,14 +69,14 @@ impl Mqtt {
         }
     }
 
-    /// Waits for the next publish on `topic` (at most 30 s).
-    async fn received(&mut self, topic: &str) {
+    /// Waits for the next publish on `topic` (at most 30 s); its payload.
+    async fn received(&mut self, topic: &str) -> bytes::Bytes {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             assert!(Instant::now() < deadline, "nothing on {topic}");
             if let Event::Incoming(Packet::Publish(p)) = self.poll().await {
                 if p.topic == topic {
-                    return;
+                    return p.payload;
                 }
             }
         }
@@ -207,15 +207,36 @@ async fn run() {
     mapper.subscribe(get.answer).await;
     // Until EventBus has subscribed, nobody hears the mapper: ask until
     // DeviceTwin answers.
-    while tokio::time::timeout(Duration::from_secs(1), latency_once(&mut mapper, &get))
-        .await
-        .is_err()
-    {}
+    let mut answered = false;
+    for _ in 0..30 {
+        if tokio::time::timeout(Duration::from_secs(1), latency_once(&mut mapper, &get))
+            .await
+            .is_ok()
+        {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "DeviceTwin answers within 30 tries");
 
     let (broker_p50, broker_p99) = latency(&mut mapper, &BROKER, 0).await;
     let (twin_p50, twin_p99) = latency(&mut mapper, &TWIN, 0).await;
     let broker_rate = throughput(&mut mapper, &BROKER, 0).await;
     let twin_rate = throughput(&mut mapper, &TWIN, LATENCY_SAMPLES).await;
+    // Every update was applied, not answered with an error: the stored
+    // value is the last one sent.
+    mapper
+        .client
+        .publish(get.publish, QoS::AtLeastOnce, false, b"{}".to_vec())
+        .await
+        .expect("queued");
+    let twin: serde_json::Value =
+        serde_json::from_slice(&mapper.received(get.answer).await).expect("a JSON answer");
+    assert_eq!(
+        twin["twin"]["temp"]["actual"]["value"],
+        (LATENCY_SAMPLES + THROUGHPUT - 1).to_string(),
+        "the last update is stored: {twin}"
+    );
 
     println!(
         "twin updates, MQTT publish -> SQLite commit -> update/result (same run, same broker):"
