@@ -159,16 +159,15 @@ async fn kubectl_session(kubectl: &Kubectl, ns: &str, home: &Path) {
         "{out}"
     );
     let first = kubectl.json(&["get", "pod", "web", "-n", ns]).await;
-    let revision = kubectl
-        .ok(&[
-            "get",
-            "pods,cm,secrets",
-            "-n",
-            ns,
-            "-o",
-            "jsonpath={.items[*].metadata.resourceVersion}",
-        ])
-        .await;
+    let revisions = [
+        "get",
+        "pods,cm,secrets",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.items[*].metadata.resourceVersion}",
+    ];
+    let revision = kubectl.ok(&revisions).await;
     // A Secret's stringData is stored as data, so kubectl always sends it
     // again and says "configured", as with kube-apiserver; nothing changes.
     let out = kubectl.ok(&["apply", "-f", file]).await;
@@ -176,16 +175,7 @@ async fn kubectl_session(kubectl: &Kubectl, ns: &str, home: &Path) {
         out.contains("pod/web unchanged") && out.contains("configmap/settings unchanged"),
         "{out}"
     );
-    let again = kubectl
-        .ok(&[
-            "get",
-            "pods,cm,secrets",
-            "-n",
-            ns,
-            "-o",
-            "jsonpath={.items[*].metadata.resourceVersion}",
-        ])
-        .await;
+    let again = kubectl.ok(&revisions).await;
     assert_eq!(
         again, revision,
         "a second apply of the same file changes nothing"
