@@ -22,6 +22,7 @@ use crate::config::CloudCoreConfig;
 use crate::devicecontroller::DeviceController;
 use crate::kubeapi::{self, KubeApi};
 use crate::pki::{FileStore, KubeStore, Pki, PkiError, SecretStore};
+use crate::scope::Scope;
 
 /// Where KubeEdge keeps cloudcore's configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubeedge/config/cloudcore.yaml";
@@ -184,6 +185,9 @@ pub async fn start_with_ack_hook(
         });
     }
     addrs.kube_api = kube.addr();
+    // The shared reflectors every controller reads (started here, so that
+    // they stop with the daemon's tasks).
+    let scope = Scope::start(&kube.client, &tasks, &shutdown);
     let mut cert_server = None;
     if hub_config.enable {
         let creds = link::Credentials {
@@ -203,6 +207,7 @@ pub async fn start_with_ack_hook(
             cert_server = Some(server);
         }
     }
+    tracing::debug!(?scope, "shared reflectors started");
     if config.modules.device_controller.enable {
         let controller = DeviceController::new(kube.client.clone(), &mut registry);
         builder.module(controller);

@@ -24,6 +24,7 @@ mod daemon;
 pub mod devicecontroller;
 pub mod kubeapi;
 pub mod pki;
+pub mod scope;
 
 pub use config::CloudCoreConfig;
 pub use daemon::{

@@ -43,6 +43,8 @@ pub(crate) enum DropReason {
     /// An edge ack (`response`, content `"OK"`) for nothing CloudHub
     /// remembers sending.
     UnknownAck,
+    /// An upstream message node authorization refused.
+    Unauthorized,
 }
 
 impl DropReason {
@@ -58,6 +60,7 @@ impl DropReason {
             DropReason::NoNode => "no_node",
             DropReason::UnknownAck => "unknown_ack",
             DropReason::TooLarge => "too_large",
+            DropReason::Unauthorized => "unauthorized",
         }
     }
 }
@@ -130,6 +133,27 @@ pub(crate) fn replaces(new: &Message, stored: &Message) -> Result<(), DropReason
     }
 }
 
+/// With nothing queued for the object: whether the node already acked
+/// this resourceVersion or a newer one (`acked` looks up the node's last
+/// acked version by object key). Deletes and replies always pass.
+pub(crate) fn already_synced(
+    msg: &Message,
+    key: &Key,
+    acked: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), DropReason> {
+    let op = msg.operation();
+    if *op == Operation::Delete || *op == Operation::Response {
+        return Ok(());
+    }
+    let Key::Object(key) = key else {
+        return Ok(());
+    };
+    match acked(key) {
+        Some(synced) if !is_newer(&msg.header.resource_version, &synced) => Err(DropReason::Stale),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -147,6 +171,34 @@ mod tests {
         assert!(!is_newer("7", "7"));
         assert!(is_newer("abc", "7"));
         assert!(!is_newer("abc", "abc"));
+    }
+
+    #[test]
+    fn acked_versions_are_not_sent_again() {
+        let acked = |key: &str| (key == "u-1").then(|| "5".to_owned());
+        let key = Key::Object("u-1".into());
+        let at = |op, rv| m(op, rv).with_content(json!({"metadata": {"uid": "u-1"}}));
+        assert_eq!(
+            already_synced(&at(Operation::Update, "5"), &key, &acked),
+            Err(DropReason::Stale)
+        );
+        assert_eq!(
+            already_synced(&at(Operation::Insert, "4"), &key, &acked),
+            Err(DropReason::Stale)
+        );
+        assert_eq!(
+            already_synced(&at(Operation::Update, "6"), &key, &acked),
+            Ok(())
+        );
+        assert_eq!(
+            already_synced(&at(Operation::Delete, "5"), &key, &acked),
+            Ok(())
+        );
+        let other = Key::Object("u-2".into());
+        assert_eq!(
+            already_synced(&at(Operation::Update, "1"), &other, &acked),
+            Ok(())
+        );
     }
 
     #[test]

@@ -18,11 +18,12 @@ use tokio_util::task::TaskTracker;
 
 use super::accept::{self, AcceptShared, Accepted};
 use super::admission::DropReason;
+use super::links::NodeLinks;
 use super::metrics::Metrics;
 use super::node::{NodeHandle, NodeTask};
 use super::queue::QueueConfig;
 use super::session::{self, SessionConfig, SessionDeps};
-use super::AckHook;
+use super::{AckHook, Authorizer};
 
 /// Established connections waiting for the hub loop.
 const ACCEPTED_CAPACITY: usize = 64;
@@ -56,6 +57,10 @@ pub(crate) struct HubParts {
     pub(crate) metrics: Metrics,
     /// Told about every ack.
     pub(crate) ack_hook: Arc<dyn AckHook>,
+    /// Told about every link change.
+    pub(crate) links: NodeLinks,
+    /// Node authorization of upstream messages.
+    pub(crate) authorizer: Arc<dyn Authorizer>,
 }
 
 struct Hub {
@@ -130,6 +135,7 @@ impl Hub {
             self.parts.queue.clone(),
             self.parts.metrics.clone(),
             self.parts.ack_hook.clone(),
+            self.parts.links.clone(),
         );
         self.tracker.spawn(task.run(self.cancel.child_token()));
         self.nodes.insert(node.to_owned(), handle.clone());
@@ -173,6 +179,7 @@ impl Hub {
             bus: self.bus.clone(),
             metrics: self.parts.metrics.clone(),
             config: self.parts.session.clone(),
+            authorizer: self.parts.authorizer.clone(),
             permit,
         };
         session::start(conn, deps, &self.tracker, &self.cancel).await;

@@ -34,7 +34,8 @@
 //! `reconnects_total`, `refused_connections_total{reason}` (`node_limit`
 //! or the link's handshake reasons) and `dropped_messages_total{reason}`
 //! (`no_resource_version`, `stale`, `superseded`, `queue_full`,
-//! `duplicate`, `no_module`, `no_node`, `unknown_ack`, `too_large`).
+//! `duplicate`, `no_module`, `no_node`, `unknown_ack`, `too_large`,
+//! `unauthorized`).
 //!
 //! ```no_run
 //! # async fn demo(
@@ -57,7 +58,8 @@
 //! # Layout
 //!
 //! - `mod.rs`: [`CloudHub`] (configuration, binding, the `Module` impl),
-//!   [`AckHook`], [`BoundAddrs`].
+//!   [`AckHook`], [`Authorizer`], [`BoundAddrs`].
+//! - `links.rs`: [`NodeLinks`], which nodes are connected, for controllers.
 //! - `hub.rs`: the module task: node map, downstream routing, sessions.
 //! - `accept.rs`: accept loops with the `nodeLimit` cap.
 //! - `session.rs`: one connection's reader and writer tasks, upstream
@@ -74,6 +76,7 @@ mod accept;
 mod admission;
 mod error;
 mod hub;
+mod links;
 mod metrics;
 mod node;
 mod queue;
@@ -91,6 +94,7 @@ use prometheus_client::registry::Registry;
 use proto::Message;
 
 pub use error::{CloudHubError, Result};
+pub use links::{LinkEvent, NodeLinks};
 pub use queue::QueueConfig;
 
 use crate::config::CloudHub as CloudHubConfig;
@@ -102,13 +106,23 @@ use session::SessionConfig;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Told whenever an edge acks a downstream message; the sync controller
-/// records the node's last acked resourceVersion per object through it.
+/// records the node's last acked resourceVersion per object through it, and
+/// answers [`last_acked`](Self::last_acked) so that CloudHub does not send
+/// a node an object version it already has.
 ///
 /// Called on the node's task: keep it quick and never block.
 pub trait AckHook: Send + Sync {
     /// `node` acked `msg`. The message is as it was sent: resource in edge
     /// form (no `node/<id>/` prefix), header resourceVersion as queued.
     fn acked(&self, node: &str, msg: &Message);
+
+    /// The resourceVersion `node` last acked for the object with UID `uid`
+    /// (KubeEdge's ObjectSync), if known. Consulted when nothing is queued
+    /// for the object: a message not newer than it is dropped as stale.
+    fn last_acked(&self, node: &str, uid: &str) -> Option<String> {
+        let _ = (node, uid);
+        None
+    }
 }
 
 /// An [`AckHook`] that does nothing.
@@ -117,6 +131,53 @@ pub struct NoAckHook;
 
 impl AckHook for NoAckHook {
     fn acked(&self, _node: &str, _msg: &Message) {}
+}
+
+/// Several hooks as one: each is told of every ack; the first that knows
+/// an object's last acked version answers.
+#[derive(Clone, Default)]
+pub struct AckHooks(pub Vec<Arc<dyn AckHook>>);
+
+impl std::fmt::Debug for AckHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("AckHooks").field(&self.0.len()).finish()
+    }
+}
+
+impl AckHook for AckHooks {
+    fn acked(&self, node: &str, msg: &Message) {
+        for hook in &self.0 {
+            hook.acked(node, msg);
+        }
+    }
+
+    fn last_acked(&self, node: &str, uid: &str) -> Option<String> {
+        self.0.iter().find_map(|hook| hook.last_acked(node, uid))
+    }
+}
+
+/// Decides whether a node may send a message: node authorization. The
+/// node is the one its client certificate names, never a field of the
+/// message.
+///
+/// Called on the session's reader for every message but acks and
+/// heartbeats: keep it quick and never block.
+pub trait Authorizer: Send + Sync {
+    /// `Ok` when `node` may send `msg` (resource in edge form, without the
+    /// `node/<id>/` prefix), else why not. A refused message gets an
+    /// `error` reply with the reason and is counted in
+    /// `cloudhub_dropped_messages_total{reason="unauthorized"}`.
+    fn authorize(&self, node: &str, msg: &Message) -> std::result::Result<(), String>;
+}
+
+/// An [`Authorizer`] that allows everything (authorization off).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAll;
+
+impl Authorizer for AllowAll {
+    fn authorize(&self, _node: &str, _msg: &Message) -> std::result::Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Where CloudHub's listeners ended up (useful with port 0).
@@ -172,12 +233,27 @@ impl CloudHub {
             queue: QueueConfig::default(),
             metrics: Metrics::register(metrics),
             ack_hook,
+            links: NodeLinks::new(),
+            authorizer: Arc::new(AllowAll),
         };
         CloudHub {
             config: config.clone(),
             parts,
             bound: None,
         }
+    }
+
+    /// Checks every upstream message with `authorizer` (the default allows
+    /// everything).
+    pub fn with_authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
+        self.parts.authorizer = authorizer;
+        self
+    }
+
+    /// Which nodes are connected, and a broadcast of every change: for the
+    /// controllers.
+    pub fn links(&self) -> NodeLinks {
+        self.parts.links.clone()
     }
 
     /// Replaces the per-node queue settings (window, resend interval, ...).

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::DropReason;
+use super::links::NodeLinks;
 use super::metrics::Metrics;
 use super::queue::{AckOutcome, Admission, NodeQueue, QueueConfig};
 use super::recent::RecentIds;
@@ -133,6 +134,7 @@ pub(crate) struct NodeTask {
     depth: usize,
     metrics: Metrics,
     ack_hook: Arc<dyn AckHook>,
+    links: NodeLinks,
     rx: mpsc::Receiver<NodeEvent>,
 }
 
@@ -143,6 +145,7 @@ impl NodeTask {
         queue: QueueConfig,
         metrics: Metrics,
         ack_hook: Arc<dyn AckHook>,
+        links: NodeLinks,
     ) -> (Self, NodeHandle) {
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
         let task = NodeTask {
@@ -154,6 +157,7 @@ impl NodeTask {
             depth: 0,
             metrics,
             ack_hook,
+            links,
             rx,
         };
         (task, NodeHandle { tx })
@@ -187,6 +191,7 @@ impl NodeTask {
         }
         if self.session.take().is_some() {
             self.metrics.node_connected(false);
+            self.links.set(&self.node, false);
         }
         self.metrics.queue_depth_changed(-signed(self.depth));
     }
@@ -236,7 +241,11 @@ impl NodeTask {
 
     fn enqueue(&mut self, msg: Message) {
         let (id, resource) = (msg.id().to_owned(), msg.resource().to_owned());
-        match self.queue.push(msg) {
+        let (hook, node) = (&self.ack_hook, self.node.as_str());
+        match self
+            .queue
+            .push_synced(msg, &|key| hook.last_acked(node, key))
+        {
             Admission::Queued { evicted } => {
                 self.metrics.dropped(DropReason::QueueFull, evicted as u64);
             }
@@ -266,6 +275,7 @@ impl NodeTask {
         self.ever_connected = true;
         self.queue.disconnected();
         self.session = Some(link);
+        self.links.set(&self.node, true);
     }
 
     /// The current session is gone: what was in flight is pending again.
@@ -273,6 +283,7 @@ impl NodeTask {
         if let Some(old) = self.session.take() {
             old.cancel.cancel();
             self.metrics.node_connected(false);
+            self.links.set(&self.node, false);
         }
         self.queue.disconnected();
     }
@@ -289,6 +300,7 @@ impl NodeTask {
         if let Some(old) = self.session.take() {
             drop(old.writer);
             self.metrics.node_connected(false);
+            self.links.set(&self.node, false);
         }
         self.queue.disconnected();
     }

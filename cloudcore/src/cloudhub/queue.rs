@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use proto::{needs_ack, Message};
 
-use super::admission::{ack_key, refuse_ack_message, replaces, DropReason, Key};
+use super::admission::{ack_key, already_synced, refuse_ack_message, replaces, DropReason, Key};
 use super::recent::RecentIds;
 
 /// How many acked, superseded or sent-once ids a queue remembers, so a late
@@ -146,18 +146,30 @@ impl NodeQueue {
     }
 
     /// Offers a message (resource already stripped of its node prefix).
-    pub(crate) fn push(&mut self, mut msg: Message) -> Admission {
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, msg: Message) -> Admission {
+        self.push_synced(msg, &|_| None)
+    }
+
+    /// Offers a message; `acked` gives the resourceVersion the node last
+    /// acked for an object key (its UID), consulted when nothing is queued
+    /// for the object, as KubeEdge consults the ObjectSync.
+    pub(crate) fn push_synced(
+        &mut self,
+        mut msg: Message,
+        acked: &dyn Fn(&str) -> Option<String>,
+    ) -> Admission {
         if msg.header.msg_id.is_empty() {
             msg.header.msg_id = proto::new_msg_id();
         }
         if needs_ack(&msg) {
-            self.push_ack(msg)
+            self.push_ack(msg, acked)
         } else {
             self.push_noack(msg)
         }
     }
 
-    fn push_ack(&mut self, msg: Message) -> Admission {
+    fn push_ack(&mut self, msg: Message, acked: &dyn Fn(&str) -> Option<String>) -> Admission {
         if let Some(reason) = refuse_ack_message(&msg) {
             return Admission::Dropped(reason);
         }
@@ -186,6 +198,9 @@ impl NodeQueue {
                 }
             }
             return Admission::Replaced;
+        }
+        if let Err(reason) = already_synced(&msg, &key, acked) {
+            return Admission::Dropped(reason);
         }
         let Some(evicted) = self.make_room() else {
             return Admission::Dropped(DropReason::QueueFull);

@@ -23,8 +23,9 @@ use super::admission::DropReason;
 use super::metrics::{Direction, Metrics};
 use super::node::{NodeHandle, SessionLink};
 use super::upstream::{
-    classify, into_cloud, target_module, upstream_ack, wants_upstream_ack, Upstream,
+    classify, into_cloud, refusal, target_module, upstream_ack, wants_upstream_ack, Upstream,
 };
+use super::Authorizer;
 
 /// Commands queued for a writer task.
 const WRITER_CAPACITY: usize = 64;
@@ -79,6 +80,8 @@ pub(crate) struct SessionDeps {
     pub(crate) metrics: Metrics,
     /// Settings.
     pub(crate) config: Arc<SessionConfig>,
+    /// Node authorization.
+    pub(crate) authorizer: Arc<dyn Authorizer>,
     /// Held for the session's life (`nodeLimit`).
     pub(crate) permit: OwnedSemaphorePermit,
 }
@@ -126,6 +129,7 @@ pub(crate) async fn start(
         metrics: deps.metrics,
         keepalive: deps.config.keepalive,
         limiter: RateLimiter::direct(deps.config.quota),
+        authorizer: deps.authorizer,
         cancel,
     };
     tracker.spawn(reader.run(receiver, deps.permit));
@@ -186,6 +190,7 @@ struct Reader {
     metrics: Metrics,
     keepalive: Duration,
     limiter: DefaultDirectRateLimiter,
+    authorizer: Arc<dyn Authorizer>,
     cancel: CancellationToken,
 }
 
@@ -257,8 +262,20 @@ impl Reader {
     }
 
     /// Hands `msg` to `module`, then acks it when the edge asked for acks.
+    /// A message node authorization refuses gets an error reply instead
+    /// (and the ack: it is final, resending will not help).
     async fn forward(&self, msg: Message, module: &'static str) {
         let ack = (self.acks_upstream && wants_upstream_ack(&msg)).then(|| upstream_ack(&msg));
+        if let Err(reason) = self.authorizer.authorize(&self.node_id, &msg) {
+            tracing::warn!(node = %self.node_id, msg_id = msg.id(), resource = msg.resource(),
+                operation = msg.operation().as_str(), %reason, "upstream message refused");
+            self.metrics.dropped(DropReason::Unauthorized, 1);
+            self.send(refusal(&msg, &reason)).await;
+            if let Some(ack) = ack {
+                self.send(ack).await;
+            }
+            return;
+        }
         if let Some(ack) = &ack {
             if self.node.is_duplicate(msg.id()).await {
                 tracing::debug!(node = %self.node_id, msg_id = msg.id(), "duplicate upstream message");

@@ -82,6 +82,21 @@ pub(crate) fn upstream_ack(msg: &Message) -> Message {
     ack
 }
 
+/// The error reply to a message node authorization refused: op `error`,
+/// parent = its id, the same route otherwise, content the reason.
+pub(crate) fn refusal(msg: &Message, reason: &str) -> Message {
+    let route = &msg.route;
+    let mut reply = Message::new(
+        route.source.as_str(),
+        route.group.as_str(),
+        Operation::Error,
+        msg.resource(),
+    )
+    .with_content(format!("forbidden: {reason}"));
+    reply.header.parent_msg_id = msg.id().to_owned();
+    reply
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
