@@ -209,7 +209,7 @@ pub async fn start_with_ack_hook(
     }
     tracing::debug!(?scope, "shared reflectors started");
     if config.modules.device_controller.enable {
-        let controller = DeviceController::new(kube.client.clone(), &mut registry);
+        let controller = DeviceController::new(kube.client.clone(), scope.clone(), &mut registry);
         builder.module(controller);
     }
     customize(&mut builder);

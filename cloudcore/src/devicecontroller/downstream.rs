@@ -1,25 +1,41 @@
 //! Devices → messages for edge nodes, as pure functions: what changed
-//! between the last Device seen and the new one, and the membership, twin
-//! and object messages that follow (reference §5, §7).
+//! between the last Device seen and the new one, and the membership, twin,
+//! attribute and object messages that follow (reference §5, §7).
 //!
 //! Twin versions: `cloud` is the Device's `metadata.generation`; `edge` is
 //! the last `expected_version.edge` the edge reported for that twin.
+//!
+//! A desired value that goes away is sent in `twin/cloud_updated` as:
+//!
+//! - the property removed from `spec.properties`: the twin with
+//!   `metadata.type: deleted` (as KubeEdge marks removed twins), so the
+//!   edge deletes it, reported value included;
+//! - the property kept, only its `desired` removed: the twin with an empty
+//!   `expected` (`{}`) and its version, so the edge clears the desired
+//!   value and keeps the reported one (no delta is published for it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crds::Device;
 use kube::ResourceExt;
 use proto::modules::{cloud, group};
 use proto::resource::{MEMBERSHIP, MEMBERSHIP_DETAIL, TWIN_CLOUD_UPDATED};
 use proto::twin::{
-    self, BaseMessage, MembershipDetail, MembershipUpdate, MsgTwin, TwinUpdate, TwinValue,
+    self, BaseMessage, MembershipDetail, MembershipUpdate, MsgAttr, MsgTwin, TwinUpdate, TwinValue,
     TwinVersion, TypeMetadata,
 };
 use proto::{Message, Operation};
 use serde_json::Value;
 
+use super::attributes;
+use super::models::ModelKey;
+use crate::scope::{EdgeKind, EdgeObject};
+
 /// `(device id, property)` → the edge's `expected_version.edge`.
-pub(crate) type EdgeVersions = HashMap<(String, String), i64>;
+pub(crate) type EdgeVersions = std::collections::HashMap<(String, String), i64>;
+
+/// The twin type KubeEdge uses to mark a removed twin.
+const DELETED: &str = "deleted";
 
 /// A desired value and its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +47,22 @@ pub(crate) struct Desired {
 }
 
 /// What the controller last sent about one device.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Seen {
     /// The node it was bound to.
     pub(crate) node: Option<String>,
+    /// The DeviceModel it references (its namespace, the model's name).
+    pub(crate) model: Option<ModelKey>,
+    /// The names of its properties.
+    pub(crate) properties: BTreeSet<String>,
     /// Its desired values by property.
     pub(crate) desired: BTreeMap<String, Desired>,
+    /// Its attributes (from its labels).
+    pub(crate) attributes: BTreeMap<String, MsgAttr>,
+    /// Every attribute name sent to the node since the device was bound
+    /// to it: an update names each one absent now as removed, so an update
+    /// that replaces an unacked one in CloudHub's queue loses no removal.
+    pub(crate) attribute_names: BTreeSet<String>,
     /// The object's resourceVersion.
     pub(crate) resource_version: String,
 }
@@ -44,7 +70,8 @@ pub(crate) struct Seen {
 /// A message for CloudHub and its kind for the metrics.
 #[derive(Debug, Clone)]
 pub(crate) struct Out {
-    /// `membership`, `membership_detail`, `twin` or `device`.
+    /// `membership`, `membership_detail`, `twin`, `attributes`, `device`
+    /// or `devicemodel`.
     pub(crate) kind: &'static str,
     /// The message.
     pub(crate) msg: Message,
@@ -66,6 +93,17 @@ pub(crate) fn node_of(device: &Device) -> Option<String> {
         .node_name
         .clone()
         .filter(|node| !node.is_empty())
+}
+
+/// The DeviceModel a device references, in its own namespace.
+pub(crate) fn model_of(device: &Device) -> Option<ModelKey> {
+    let model = device.spec.device_model_ref.as_ref()?;
+    (!model.name.is_empty()).then(|| {
+        (
+            device.namespace().unwrap_or_else(|| "default".into()),
+            model.name.clone(),
+        )
+    })
 }
 
 /// The properties with a desired value.
@@ -91,11 +129,31 @@ pub(crate) fn desired(device: &Device) -> BTreeMap<String, Desired> {
         .collect()
 }
 
-/// What was sent about `device`.
-pub(crate) fn seen(device: &Device) -> Seen {
+fn properties(device: &Device) -> BTreeSet<String> {
+    device
+        .spec
+        .properties
+        .iter()
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// What is sent about `device` now; `prev` is what was sent before (its
+/// attribute names carry over while the node stays the same).
+pub(crate) fn seen(prev: Option<&Seen>, device: &Device) -> Seen {
+    let node = node_of(device);
+    let attributes = attributes::of(device);
+    let mut attribute_names: BTreeSet<String> = attributes.keys().cloned().collect();
+    if let Some(prev) = prev.filter(|p| p.node == node) {
+        attribute_names.extend(prev.attribute_names.iter().cloned());
+    }
     Seen {
-        node: node_of(device),
+        node,
+        model: model_of(device),
+        properties: properties(device),
         desired: desired(device),
+        attributes,
+        attribute_names,
         resource_version: device.resource_version().unwrap_or_default(),
     }
 }
@@ -104,18 +162,22 @@ fn generation(device: &Device) -> i64 {
     device.metadata.generation.unwrap_or(0)
 }
 
-/// The twin DeviceTwin is sent for desired value `d` of `property`.
-fn desired_twin(id: &str, property: &str, d: &Desired, cloud: i64, edge: &EdgeVersions) -> MsgTwin {
+fn version(id: &str, property: &str, cloud: i64, edge: &EdgeVersions) -> TwinVersion {
     let edge = edge
         .get(&(id.to_owned(), property.to_owned()))
         .copied()
         .unwrap_or(0);
+    TwinVersion { cloud, edge }
+}
+
+/// The twin DeviceTwin is sent for desired value `d` of `property`.
+fn desired_twin(id: &str, property: &str, d: &Desired, cloud: i64, edge: &EdgeVersions) -> MsgTwin {
     MsgTwin {
         expected: Some(TwinValue {
             value: Some(d.value.clone()),
             metadata: None,
         }),
-        expected_version: Some(TwinVersion { cloud, edge }),
+        expected_version: Some(version(id, property, cloud, edge)),
         metadata: Some(TypeMetadata {
             kind: d.kind.clone(),
         }),
@@ -123,8 +185,28 @@ fn desired_twin(id: &str, property: &str, d: &Desired, cloud: i64, edge: &EdgeVe
     }
 }
 
+/// The twin that clears `property`'s desired value (empty `expected`).
+fn cleared_twin(id: &str, property: &str, cloud: i64, edge: &EdgeVersions) -> MsgTwin {
+    MsgTwin {
+        expected: Some(TwinValue::default()),
+        expected_version: Some(version(id, property, cloud, edge)),
+        ..MsgTwin::default()
+    }
+}
+
+/// The twin that deletes `property` at the edge.
+fn deleted_twin(id: &str, property: &str, cloud: i64, edge: &EdgeVersions) -> MsgTwin {
+    MsgTwin {
+        expected_version: Some(version(id, property, cloud, edge)),
+        metadata: Some(TypeMetadata {
+            kind: DELETED.into(),
+        }),
+        ..MsgTwin::default()
+    }
+}
+
 /// The device as DeviceTwin takes it in `added_devices` and the membership
-/// detail: id, name and a twin per desired value.
+/// detail: id, name, description, attributes and a twin per desired value.
 pub(crate) fn edge_device(device: &Device, edge: &EdgeVersions) -> twin::Device {
     let id = device_id(device);
     let cloud = generation(device);
@@ -134,6 +216,8 @@ pub(crate) fn edge_device(device: &Device, edge: &EdgeVersions) -> twin::Device 
         .collect();
     twin::Device {
         name: device.name_any(),
+        description: attributes::description(device),
+        attributes: attributes::of(device),
         twin,
         id,
         ..twin::Device::default()
@@ -147,11 +231,11 @@ fn base(now: i64) -> BaseMessage {
     }
 }
 
-fn to_value(payload: &impl serde::Serialize) -> Value {
+pub(crate) fn to_value(payload: &impl serde::Serialize) -> Value {
     serde_json::to_value(payload).unwrap_or(Value::Null)
 }
 
-fn twin_msg(node: &str, resource: &str, op: Operation, content: Value) -> Message {
+pub(crate) fn twin_msg(node: &str, resource: &str, op: Operation, content: Value) -> Message {
     Message::new(
         cloud::DEVICECONTROLLER,
         group::TWIN,
@@ -203,36 +287,59 @@ pub(crate) fn membership_detail(
     }
 }
 
-/// The Device object itself, for MetaManager.
-fn object(node: &str, device: &Device, op: Operation) -> Out {
-    let id = device_id(device);
-    let (namespace, name) = id.split_once('/').unwrap_or(("default", &id));
-    let content = serde_json::to_value(device).unwrap_or(Value::Null);
-    Out {
+/// The Device object itself, for MetaManager (as every object goes down).
+fn object(node: &str, device: &Device, op: Operation) -> Option<Out> {
+    let object = EdgeObject::new(EdgeKind::Device, &device.metadata, device)?;
+    Some(Out {
         kind: "device",
-        msg: Message::new(
-            cloud::DEVICECONTROLLER,
-            group::RESOURCE,
-            op,
-            format!("node/{node}/{namespace}/device/{name}"),
-        )
-        .with_resource_version(device.resource_version().unwrap_or_default())
-        .with_content(content),
-    }
+        msg: object.message(node, op),
+    })
 }
 
-/// What to send when `device` (Some) appears or changes, or (None, with
-/// the last object `gone`) is deleted; `prev` is what was sent before.
+/// The `twin/cloud_updated` twins for a device that stayed on its node:
+/// new and changed desired values, cleared ones and removed properties.
+fn twin_changes(
+    id: &str,
+    prev: &Seen,
+    now: &Seen,
+    cloud: i64,
+    edge: &EdgeVersions,
+) -> BTreeMap<String, Option<MsgTwin>> {
+    let mut twins: BTreeMap<String, Option<MsgTwin>> = now
+        .desired
+        .iter()
+        .filter(|(name, d)| prev.desired.get(*name) != Some(*d))
+        .map(|(name, d)| (name.clone(), Some(desired_twin(id, name, d, cloud, edge))))
+        .collect();
+    for name in prev
+        .desired
+        .keys()
+        .filter(|n| !now.desired.contains_key(*n))
+    {
+        if now.properties.contains(name) {
+            twins.insert(name.clone(), Some(cleared_twin(id, name, cloud, edge)));
+        }
+    }
+    for name in prev.properties.difference(&now.properties) {
+        twins.insert(name.clone(), Some(deleted_twin(id, name, cloud, edge)));
+    }
+    twins
+}
+
+/// What to send when `device` appears or changes, or (`deleted`) is
+/// deleted; `prev` is what was sent before, `now` what is sent now
+/// ([`seen`] of the device).
 pub(crate) fn plan(
     prev: Option<&Seen>,
+    now: &Seen,
     device: &Device,
     deleted: bool,
     edge: &EdgeVersions,
-    now: i64,
+    at: i64,
 ) -> Vec<Out> {
     let id = device_id(device);
     let old_node = prev.and_then(|p| p.node.clone());
-    let new_node = if deleted { None } else { node_of(device) };
+    let new_node = if deleted { None } else { now.node.clone() };
     let mut out = Vec::new();
     if old_node != new_node {
         if let Some(old) = &old_node {
@@ -241,34 +348,28 @@ pub(crate) fn plan(
                 name: device.name_any(),
                 ..twin::Device::default()
             };
-            out.push(membership(old, Vec::new(), vec![removed], now));
-            out.push(object(old, device, Operation::Delete));
+            out.push(membership(old, Vec::new(), vec![removed], at));
+            out.extend(object(old, device, Operation::Delete));
         }
         if let Some(new) = &new_node {
             out.push(membership(
                 new,
                 vec![edge_device(device, edge)],
                 Vec::new(),
-                now,
+                at,
             ));
-            out.push(object(new, device, Operation::Insert));
+            out.extend(object(new, device, Operation::Insert));
         }
         return out;
     }
     let (Some(node), Some(prev)) = (new_node, prev) else {
         return out;
     };
-    let now_desired = desired(device);
-    let cloud = generation(device);
-    let changed: BTreeMap<String, Option<MsgTwin>> = now_desired
-        .iter()
-        .filter(|(name, d)| prev.desired.get(*name) != Some(*d))
-        .map(|(name, d)| (name.clone(), Some(desired_twin(&id, name, d, cloud, edge))))
-        .collect();
-    if !changed.is_empty() {
+    let twins = twin_changes(&id, prev, now, generation(device), edge);
+    if !twins.is_empty() {
         let content = TwinUpdate {
-            base: base(now),
-            twin: changed,
+            base: base(at),
+            twin: twins,
         };
         out.push(Out {
             kind: "twin",
@@ -280,8 +381,11 @@ pub(crate) fn plan(
             ),
         });
     }
-    if device.resource_version().unwrap_or_default() != prev.resource_version {
-        out.push(object(&node, device, Operation::Update));
+    if now.attributes != prev.attributes {
+        out.push(attributes::update(&node, &id, now, base(at)));
+    }
+    if now.resource_version != prev.resource_version {
+        out.extend(object(&node, device, Operation::Update));
     }
     out
 }
@@ -311,10 +415,23 @@ mod tests {
         d
     }
 
+    /// `plan` from `before` (as sent) to `after`.
+    fn step(
+        before: Option<&Device>,
+        after: &Device,
+        deleted: bool,
+        edge: &EdgeVersions,
+    ) -> Vec<Out> {
+        let prev = before.map(|b| seen(None, b));
+        let now = seen(prev.as_ref(), after);
+        plan(prev.as_ref(), &now, after, deleted, edge, 7)
+    }
+
     #[test]
     fn a_bound_device_is_announced_with_its_desired_values() {
-        let d = dev(Some("edge-1"), Some("on"), 1, "5");
-        let out = plan(None, &d, false, &EdgeVersions::new(), 7);
+        let mut d = dev(Some("edge-1"), Some("on"), 1, "5");
+        d.metadata.labels = Some([("description".into(), "a lamp".into())].into());
+        let out = step(None, &d, false, &EdgeVersions::new());
         let kinds: Vec<_> = out.iter().map(|o| o.kind).collect();
         assert_eq!(kinds, ["membership", "device"]);
         let m = &out[0].msg;
@@ -324,6 +441,8 @@ mod tests {
         let added = &m.content["added_devices"][0];
         assert_eq!(added["id"], "default/dev1");
         assert_eq!(added["name"], "dev1");
+        assert_eq!(added["description"], "a lamp");
+        assert_eq!(added["attributes"]["description"]["value"], "a lamp");
         assert_eq!(
             added["twin"],
             json!({"power": {"expected": {"value": "on"},
@@ -336,15 +455,17 @@ mod tests {
             (o.route.group.as_str(), o.header.resource_version.as_str()),
             ("resource", "5")
         );
+        assert_eq!(o.route.source, "devicecontroller");
+        assert_eq!(o.content["kind"], "Device");
         assert_eq!(*o.operation(), Operation::Insert);
     }
 
     #[test]
     fn a_new_desired_value_is_a_cloud_update_with_versions() {
-        let before = seen(&dev(Some("edge-1"), Some("on"), 1, "5"));
+        let before = dev(Some("edge-1"), Some("on"), 1, "5");
         let after = dev(Some("edge-1"), Some("off"), 2, "6");
         let edge = EdgeVersions::from([(("default/dev1".into(), "power".into()), 3)]);
-        let out = plan(Some(&before), &after, false, &edge, 7);
+        let out = step(Some(&before), &after, false, &edge);
         assert_eq!(
             out.iter().map(|o| o.kind).collect::<Vec<_>>(),
             ["twin", "device"]
@@ -360,14 +481,45 @@ mod tests {
         );
         assert_eq!(m.content["twin"]["power"]["expected"]["value"], "off");
         // Nothing changed: nothing sent.
-        assert!(plan(Some(&seen(&after)), &after, false, &edge, 8).is_empty());
+        assert!(step(Some(&after), &after, false, &edge).is_empty());
+    }
+
+    #[test]
+    fn removed_desired_values_are_cleared_and_removed_properties_deleted() {
+        let before = dev(Some("edge-1"), Some("on"), 1, "5");
+        // The desired value goes; the property stays.
+        let cleared = dev(Some("edge-1"), None, 2, "6");
+        let out = step(Some(&before), &cleared, false, &EdgeVersions::new());
+        assert_eq!(out[0].kind, "twin");
+        assert_eq!(
+            out[0].msg.content["twin"],
+            json!({"power": {"expected": {}, "expected_version": {"cloud": 2, "edge": 0}}})
+        );
+        // The property goes too (and temp, which never had a value).
+        let mut gone = dev(Some("edge-1"), None, 3, "7");
+        gone.spec.properties.clear();
+        let out = step(Some(&before), &gone, false, &EdgeVersions::new());
+        assert_eq!(
+            out[0].msg.content["twin"],
+            json!({
+                "power": {"metadata": {"type": "deleted"}, "expected_version": {"cloud": 3, "edge": 0}},
+                "temp": {"metadata": {"type": "deleted"}, "expected_version": {"cloud": 3, "edge": 0}}
+            })
+        );
+        // The edge reads it back as removals.
+        let update: TwinUpdate = serde_json::from_value(out[0].msg.content.clone()).unwrap();
+        assert!(update
+            .twin
+            .values()
+            .flatten()
+            .all(MsgTwin::is_delete_request));
     }
 
     #[test]
     fn moving_or_deleting_removes_from_the_old_node() {
-        let before = seen(&dev(Some("edge-1"), None, 1, "5"));
+        let before = dev(Some("edge-1"), None, 1, "5");
         let moved = dev(Some("edge-2"), None, 2, "6");
-        let out = plan(Some(&before), &moved, false, &EdgeVersions::new(), 1);
+        let out = step(Some(&before), &moved, false, &EdgeVersions::new());
         let res: Vec<_> = out.iter().map(|o| o.msg.resource().to_owned()).collect();
         assert_eq!(
             res,
@@ -383,12 +535,21 @@ mod tests {
             "default/dev1"
         );
         assert_eq!(*out[1].msg.operation(), Operation::Delete);
-        let gone = plan(Some(&seen(&moved)), &moved, true, &EdgeVersions::new(), 1);
+        let gone = step(Some(&moved), &moved, true, &EdgeVersions::new());
         assert_eq!(gone.len(), 2);
         assert_eq!(gone[0].msg.resource(), "node/edge-2/membership");
         // Never bound: nothing.
         let free = dev(None, Some("on"), 1, "1");
-        assert!(plan(None, &free, false, &EdgeVersions::new(), 1).is_empty());
+        assert!(step(None, &free, false, &EdgeVersions::new()).is_empty());
+    }
+
+    #[test]
+    fn the_model_reference_is_in_the_same_namespace() {
+        let mut d = dev(Some("edge-1"), None, 1, "5");
+        assert_eq!(model_of(&d), None);
+        d.spec.device_model_ref = Some(crds::DeviceModelRef { name: "m1".into() });
+        assert_eq!(model_of(&d), Some(("default".into(), "m1".into())));
+        assert_eq!(seen(None, &d).model, model_of(&d));
     }
 
     #[test]

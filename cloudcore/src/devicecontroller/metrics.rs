@@ -23,12 +23,12 @@ impl Metrics {
         let r = registry.sub_registry_with_prefix("devicecontroller");
         r.register(
             "messages_down",
-            "Messages sent towards edge nodes, by kind (membership, membership_detail, twin, device)",
+            "Messages sent towards edge nodes, by kind (membership, membership_detail, twin, attributes, device, devicemodel)",
             m.messages_down.clone(),
         );
         r.register(
             "status_patches",
-            "Device status patches written, by cause (twins, state)",
+            "Device status patches written, by cause (twins, state, pruned)",
             m.status_patches.clone(),
         );
         r.register(

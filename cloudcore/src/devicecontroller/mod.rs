@@ -1,27 +1,36 @@
-//! DeviceController: Devices in the Kubernetes API ⇄ DeviceTwin on edge
-//! nodes (reference §5, §7).
+//! DeviceController: Devices and DeviceModels in the Kubernetes API ⇄
+//! DeviceTwin and MetaManager on edge nodes (reference §5, §7).
 //!
 //! One task owns the state: a kube-rs reflector over Devices (all
-//! namespaces), what was last sent per device, and the twins' edge
-//! versions. Watch events become membership, `twin/cloud_updated` and
-//! Device object messages to CloudHub (`downstream.rs`); `edge_updated`
-//! and `state/update` from the edges become merge patches of
-//! `Device.status` through the status subresource (`upstream.rs`); the
-//! edges' `membership/detail` requests are answered from the reflector.
+//! namespaces), what was last sent per device, the twins' edge versions,
+//! and the DeviceModels each node was sent. Device watch events become
+//! membership, `twin/cloud_updated` (new, changed, cleared and deleted
+//! desired values), attribute (`device/<id>/updated`) and Device object
+//! messages to CloudHub (`downstream.rs`, `attributes.rs`); the models
+//! the devices reference follow from the shared [`Scope`]'s DeviceModel
+//! reflector and its change broadcast (`models.rs`). `edge_updated` and
+//! `state/update` from the edges become merge patches of `Device.status`
+//! through the status subresource (`upstream.rs`); a property removed from
+//! the spec leaves `status.twins` too. The edges' `membership/detail`
+//! requests are answered from the reflector.
 //!
 //! # Layout
 //!
-//! - `downstream.rs`: Device → messages (pure).
+//! - `downstream.rs`: Device → membership, twin and object messages (pure).
+//! - `attributes.rs`: labels → attributes and their updates (pure).
+//! - `models.rs`: which DeviceModels a node is sent (pure).
 //! - `upstream.rs`: reports → status patches (pure).
 //! - `metrics.rs`: `devicecontroller_*`.
 //! - `error.rs`: [`DeviceControllerError`].
 
+mod attributes;
 mod downstream;
 mod error;
 mod metrics;
+mod models;
 mod upstream;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::pin::pin;
 
 use async_trait::async_trait;
@@ -37,15 +46,19 @@ use prometheus_client::registry::Registry;
 use proto::modules::cloud;
 use proto::twin::{StateResult, TwinResult};
 use proto::Message;
+use tokio::sync::broadcast;
 
+use crate::scope::{Change, ChangeKind, EdgeKind, EdgeObject, Scope};
 use downstream::{EdgeVersions, Out, Seen};
 pub use error::{DeviceControllerError, Result};
 use metrics::Metrics;
+use models::ModelKey;
 use upstream::Report;
 
 /// The DeviceController beehive module.
 pub struct DeviceController {
     client: kube::Client,
+    scope: Scope,
     metrics: Metrics,
 }
 
@@ -56,10 +69,12 @@ impl std::fmt::Debug for DeviceController {
 }
 
 impl DeviceController {
-    /// A controller using `client`, its metrics registered in `registry`.
-    pub fn new(client: kube::Client, registry: &mut Registry) -> Self {
+    /// A controller using `client` and the shared reflectors of `scope`
+    /// (for DeviceModels), its metrics registered in `registry`.
+    pub fn new(client: kube::Client, scope: Scope, registry: &mut Registry) -> Self {
         DeviceController {
             client,
+            scope,
             metrics: Metrics::register(registry),
         }
     }
@@ -71,7 +86,10 @@ struct State {
     bus: Bus,
     metrics: Metrics,
     store: Store<Device>,
+    scope: Scope,
     seen: HashMap<String, Seen>,
+    /// Per node, the DeviceModels sent to it, as sent.
+    models: HashMap<String, BTreeMap<ModelKey, EdgeObject>>,
     edge: EdgeVersions,
     /// Devices listed since the last `Init` (to find deletions missed while
     /// the watch was down).
@@ -90,6 +108,9 @@ impl Module for DeviceController {
 
     async fn run(&mut self, ctx: &mut ModuleContext) -> std::result::Result<(), ModuleError> {
         let cancel = ctx.cancellation_token().clone();
+        // Subscribed before the first device is handled: a model listed
+        // after that arrives as a change, one listed before is in the store.
+        let mut changes = Some(self.scope.subscribe());
         let (store, writer) = reflector::store();
         let api: Api<Device> = Api::all(self.client.clone());
         let mut events = pin!(watcher(api, watcher::Config::default())
@@ -100,7 +121,9 @@ impl Module for DeviceController {
             bus: ctx.bus().clone(),
             metrics: self.metrics.clone(),
             store,
+            scope: self.scope.clone(),
             seen: HashMap::new(),
+            models: HashMap::new(),
             edge: EdgeVersions::new(),
             relisted: HashSet::new(),
         };
@@ -120,9 +143,25 @@ impl Module for DeviceController {
                     Some(msg) => state.on_upstream(msg).await,
                     None => return Ok(()),
                 },
+                change = next_change(&mut changes) => state.on_scope(change).await,
             }
         }
     }
+}
+
+/// The next change of the shared reflectors; never completes once the
+/// broadcast is closed.
+async fn next_change(
+    changes: &mut Option<broadcast::Receiver<Change>>,
+) -> std::result::Result<Change, broadcast::error::RecvError> {
+    let Some(rx) = changes.as_mut() else {
+        return std::future::pending().await;
+    };
+    let change = rx.recv().await;
+    if matches!(change, Err(broadcast::error::RecvError::Closed)) {
+        *changes = None;
+    }
+    change
 }
 
 fn watcher(
@@ -161,22 +200,111 @@ impl State {
 
     async fn changed(&mut self, device: &Device, deleted: bool) {
         let id = downstream::device_id(device);
-        let out = downstream::plan(
-            self.seen.get(&id),
-            device,
-            deleted,
-            &self.edge,
-            proto::now_millis(),
-        );
+        let prev = self.seen.get(&id);
+        let now = downstream::seen(prev, device);
+        let out = downstream::plan(prev, &now, device, deleted, &self.edge, proto::now_millis());
+        let removed: BTreeSet<String> = prev
+            .filter(|_| !deleted)
+            .map(|p| p.properties.difference(&now.properties).cloned().collect())
+            .unwrap_or_default();
+        let mut nodes: BTreeSet<String> = prev.and_then(|p| p.node.clone()).into_iter().collect();
         if deleted {
             self.seen.remove(&id);
             self.edge.retain(|(d, _), _| *d != id);
         } else {
-            self.seen.insert(id.clone(), downstream::seen(device));
+            nodes.extend(now.node.clone());
+            self.seen.insert(id.clone(), now);
         }
         for o in out {
-            tracing::debug!(device = %id, resource = %o.msg.resource(), kind = o.kind, "to the edge");
+            tracing::debug!(device = %id, resource = %o.msg.resource(), msg_id = o.msg.id(), kind = o.kind, "to the edge");
             self.send(o).await;
+        }
+        for node in nodes {
+            self.sync_models(&node).await;
+        }
+        if !removed.is_empty() {
+            let result = self
+                .patch(&id, "pruned", |s| Ok(upstream::prune_patch(s, &removed)))
+                .await;
+            if let Err(err) = result {
+                self.metrics.error(err.kind());
+                tracing::warn!(device = %id, error = %daemonkit::launch::error_chain(&err), "status twins of removed properties not pruned");
+            }
+        }
+    }
+
+    /// Brings `node`'s DeviceModels in line with its devices' references.
+    async fn sync_models(&mut self, node: &str) {
+        let wanted: BTreeSet<ModelKey> = self
+            .seen
+            .values()
+            .filter(|s| s.node.as_deref() == Some(node))
+            .filter_map(|s| s.model.clone())
+            .collect();
+        let sent = self.models.entry(node.to_owned()).or_default();
+        let scope = &self.scope;
+        let out = models::sync(
+            node,
+            &wanted,
+            |(ns, name)| scope.get(EdgeKind::DeviceModel, ns, name),
+            sent,
+        );
+        if sent.is_empty() {
+            self.models.remove(node);
+        }
+        for o in out {
+            tracing::debug!(node, resource = %o.msg.resource(), msg_id = o.msg.id(), op = %o.msg.operation().as_str(), "devicemodel to the edge");
+            self.send(o).await;
+        }
+    }
+
+    /// The nodes that have or want the model `key`; every node with a
+    /// device or a model when `key` is None.
+    fn model_nodes(&self, key: Option<&ModelKey>) -> BTreeSet<String> {
+        let wants = |s: &&Seen| key.is_none() || s.model.as_ref() == key;
+        let has = |m: &BTreeMap<ModelKey, EdgeObject>| key.is_none_or(|k| m.contains_key(k));
+        self.seen
+            .values()
+            .filter(wants)
+            .filter_map(|s| s.node.clone())
+            .chain(
+                self.models
+                    .iter()
+                    .filter(|(_, m)| has(m))
+                    .map(|(node, _)| node.clone()),
+            )
+            .collect()
+    }
+
+    /// A change of the shared reflectors: DeviceModels are sent again to
+    /// the nodes concerned; a relist or a lagging receiver reconciles all.
+    async fn on_scope(&mut self, change: std::result::Result<Change, broadcast::error::RecvError>) {
+        let nodes = match change {
+            Ok(Change {
+                kind: EdgeKind::DeviceModel,
+                what: ChangeKind::Applied { object, .. } | ChangeKind::Deleted { object, .. },
+            }) => {
+                let key = (
+                    object.namespace.clone().unwrap_or_default(),
+                    object.name.clone(),
+                );
+                self.model_nodes(Some(&key))
+            }
+            Ok(Change {
+                kind: EdgeKind::DeviceModel,
+                what: ChangeKind::Relisted,
+            }) => self.model_nodes(None),
+            Ok(_) | Err(broadcast::error::RecvError::Closed) => return,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::info!(
+                    missed,
+                    "device controller lagged behind the shared reflectors; reconciling models"
+                );
+                self.model_nodes(None)
+            }
+        };
+        for node in nodes {
+            self.sync_models(&node).await;
         }
     }
 

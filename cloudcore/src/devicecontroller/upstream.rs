@@ -2,7 +2,7 @@
 //! upstream message is about, and the merge patch of `status` it leads to
 //! (None when the status already says it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crds::{DeviceStatus, Twin, TwinProperty};
 use proto::resource::{split_node_prefix, STATE_UPDATE, TWIN_EDGE_UPDATED};
@@ -128,6 +128,17 @@ pub(crate) fn twins_patch(status: &DeviceStatus, report: &TwinResult) -> Option<
     (twins != status.twins).then(|| json!({"status": {"twins": twins}}))
 }
 
+/// The merge patch dropping the status twins of `removed` properties (gone
+/// from the spec), or None when the status has none of them.
+pub(crate) fn prune_patch(status: &DeviceStatus, removed: &BTreeSet<String>) -> Option<Value> {
+    let twins: Vec<&Twin> = status
+        .twins
+        .iter()
+        .filter(|t| !removed.contains(&t.property_name))
+        .collect();
+    (twins.len() != status.twins.len()).then(|| json!({"status": {"twins": twins}}))
+}
+
 /// `YYYY-MM-DD HH:MM:SS` (UTC, as DeviceTwin writes it) as RFC 3339;
 /// anything else as it is.
 pub(crate) fn rfc3339(time: &str) -> String {
@@ -220,6 +231,23 @@ mod tests {
         // Malformed: an error, not a panic.
         assert!(parse::<TwinResult>(R, json!("x")).is_err());
         assert!(parse::<TwinResult>(R, json!({"event_id": "e"})).is_err());
+    }
+
+    #[test]
+    fn removed_properties_leave_the_status() {
+        let status: DeviceStatus = serde_json::from_value(json!({"twins": [
+            {"propertyName": "power", "reported": {"value": "on"}},
+            {"propertyName": "temp", "reported": {"value": "3"}}]}))
+        .unwrap();
+        let patch = prune_patch(&status, &BTreeSet::from(["power".to_owned()])).unwrap();
+        assert_eq!(
+            patch,
+            json!({"status": {"twins": [{"propertyName": "temp", "reported": {"value": "3"}}]}})
+        );
+        assert_eq!(
+            prune_patch(&status, &BTreeSet::from(["x".to_owned()])),
+            None
+        );
     }
 
     #[test]
