@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{conditions, wait::await_condition};
 
 use crate::kube::RealApiServer;
 
@@ -61,6 +64,27 @@ pub async fn client_from(path: &Path) -> kube::Client {
         .await
         .expect("a usable kubeconfig");
     kube::Client::try_from(config).expect("a kube client")
+}
+
+/// Installs Apiary's CRDs (`crds::all()`, what `deploy/crds/` holds) on the
+/// cluster of `client`, as an operator does before running cloudcore on a
+/// real cluster (cloudcore applies them itself only to its embedded API),
+/// and waits until each is Established. CRDs already there are kept.
+pub async fn install_crds(client: &kube::Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in crds::all() {
+        let name = crd.metadata.name.clone().expect("CRDs are named");
+        match api.create(&PostParams::default(), &crd).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(err) => panic!("create CRD {name}: {err}"),
+        }
+        let established = await_condition(api.clone(), &name, conditions::is_crd_established());
+        tokio::time::timeout(crate::DEFAULT_PATIENCE, established)
+            .await
+            .unwrap_or_else(|_| panic!("CRD {name} not Established"))
+            .unwrap_or_else(|err| panic!("watching CRD {name}: {err}"));
+    }
 }
 
 /// cloudcore (CloudHub and the embedded API, on loopback port 0) in a temp

@@ -1,6 +1,8 @@
-//! DeviceController end to end: a real cloudcore on its embedded API with
-//! DeviceController on, a real edgecore with the embedded broker, a real
-//! MQTT client as the mapper, and kube-rs and kubectl as the user.
+//! DeviceController end to end: a real cloudcore with DeviceController on,
+//! on its embedded API and on Kubernetes' kube-apiserver 1.20.2 (when
+//! `scripts/kube-apiserver.sh` built it; else that test prints a note and
+//! passes), a real edgecore with the embedded broker, a real MQTT client
+//! as the mapper, and kube-rs and kubectl as the user.
 //!
 //! - a DeviceModel and a Device bound to `edge-1` that references it, with
 //!   labels and a desired value: the model is in the edge's MetaServer,
@@ -30,7 +32,7 @@ use serde_json::{json, Value};
 use tests::kubectl::{self, Kubectl};
 use tests::link::{start_connected_edge, Cloud};
 use tests::mqtt::{Client, Options};
-use tests::{config, eventually};
+use tests::{cluster, config, eventually};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 const DEV1: &str = "$hw/events/device/default/dev1";
@@ -138,19 +140,36 @@ async fn kubectl_until(k: &Kubectl, jsonpath: &str, want: &str) {
     .await;
 }
 
-fn cloud_kubeconfig(cloud_dir: &Path) -> PathBuf {
-    // The embedded API writes its admin kubeconfig into the data directory.
-    cloud_dir.join("kubeconfig")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn devices_flow_between_the_api_and_the_mapper() {
     let dir = tempfile::tempdir().unwrap();
-    let cloud_dir = dir.path().join("cloud");
-    let mut cloud_cfg = config::cloud(&cloud_dir, 30);
+    // The embedded API writes its admin kubeconfig into the data directory.
+    let kubeconfig = dir.path().join("cloud/kubeconfig");
+    scenario(dir.path(), &kubeconfig, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn devices_flow_on_kube_apiserver() {
+    let Some(target) = cluster::real().await else {
+        eprintln!("note: no kube-apiserver built (bash scripts/kube-apiserver.sh); skipping");
+        return;
+    };
+    // The operator's part: cloudcore applies CRDs only to its embedded API.
+    cluster::install_crds(&target.client).await;
+    let dir = tempfile::tempdir().unwrap();
+    scenario(dir.path(), &target.kubeconfig, true).await;
+}
+
+/// The whole flow with a cloudcore in `dir` on the API of `kubeconfig`:
+/// a cluster's (`configured`) or, written there at start, its embedded one.
+async fn scenario(dir: &Path, kubeconfig: &Path, configured: bool) {
+    let mut cloud_cfg = config::cloud(&dir.join("cloud"), 30);
     cloud_cfg.modules.device_controller.enable = true;
+    if configured {
+        cloud_cfg.kube_api_config.kube_config = kubeconfig.display().to_string();
+    }
     let cloud = Cloud::start(cloud_cfg).await;
-    let cfg = cloud.edge_config(&dir.path().join("edge"), cloud.addrs.websocket.unwrap());
+    let cfg = cloud.edge_config(&dir.join("edge"), cloud.addrs.websocket.unwrap());
     let db = PathBuf::from(&cfg.database.data_source);
     let (edge, shutdown) = start_connected_edge(cfg).await;
     let port = edge.mqtt.expect("the embedded broker runs").port();
@@ -228,7 +247,7 @@ async fn devices_flow_between_the_api_and_the_mapper() {
     );
     // kubectl reads the same status back from the cloud's API.
     if kubectl::available() {
-        let k = Kubectl::with_kubeconfig(&cloud_kubeconfig(&cloud_dir), &dir.path().join("k"));
+        let k = Kubectl::with_kubeconfig(kubeconfig, &dir.join("kubectl"));
         kubectl_until(&k, "{.status.twins[0].reported.value}", "on").await;
         kubectl_until(&k, "{.status.state}", "online").await;
     } else {

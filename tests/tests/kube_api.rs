@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::{conditions, reflector, wait::await_condition, watcher, WatchStreamExt};
+use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tests::cluster::{self, Target};
@@ -278,22 +277,7 @@ async fn watch_and_reflector(t: &Target) {
 }
 
 async fn crds_and_devices(t: &Target) {
-    let crds: Api<CustomResourceDefinition> = Api::all(t.client.clone());
-    for (_, crd) in crds::all() {
-        let name = crd.metadata.name.clone().unwrap();
-        match crds.create(&PostParams::default(), &crd).await {
-            Ok(_) => {}
-            Err(err) if is_code(&err, 409) => {}
-            Err(err) => panic!("{}: create CRD {name}: {err}", t.name),
-        }
-        tokio::time::timeout(
-            PATIENCE,
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    }
+    cluster::install_crds(&t.client).await;
     let ns = "suite-devices";
     namespace(&t.client, ns).await;
     let devices: Api<crds::Device> = Api::namespaced(t.client.clone(), ns);
