@@ -29,6 +29,8 @@ pub const TWIN_EDGE_UPDATED: &str = "twin/edge_updated";
 pub const TWIN_CLOUD_UPDATED: &str = "twin/cloud_updated";
 /// Device event: a device's state changed (edge → cloud).
 pub const STATE_UPDATE: &str = "state/update";
+/// Device event: a device's attributes changed in the cloud (cloud → edge).
+pub const DEVICE_UPDATED: &str = "updated";
 
 macro_rules! kinds {
     ($( $(#[$doc:meta])* $variant:ident => $text:literal, )*) => {
@@ -155,8 +157,8 @@ impl Special {
     }
 }
 
-/// The event part of a device resource `device/<id>/<event>`: two segments,
-/// the first `twin` or `state`.
+/// The event part of a device resource `device/<id>/<event>`: `updated`,
+/// or two segments, the first `twin` or `state`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DeviceEvent {
     /// [`TWIN_EDGE_UPDATED`].
@@ -165,6 +167,8 @@ pub enum DeviceEvent {
     TwinCloudUpdated,
     /// [`STATE_UPDATE`].
     StateUpdate,
+    /// [`DEVICE_UPDATED`].
+    Updated,
     /// Another `twin/<x>` or `state/<x>` event; kept verbatim.
     Other(String),
 }
@@ -176,6 +180,7 @@ impl DeviceEvent {
             DeviceEvent::TwinEdgeUpdated => TWIN_EDGE_UPDATED,
             DeviceEvent::TwinCloudUpdated => TWIN_CLOUD_UPDATED,
             DeviceEvent::StateUpdate => STATE_UPDATE,
+            DeviceEvent::Updated => DEVICE_UPDATED,
             DeviceEvent::Other(s) => s,
         }
     }
@@ -186,6 +191,7 @@ impl DeviceEvent {
             TWIN_EDGE_UPDATED => DeviceEvent::TwinEdgeUpdated,
             TWIN_CLOUD_UPDATED => DeviceEvent::TwinCloudUpdated,
             STATE_UPDATE => DeviceEvent::StateUpdate,
+            DEVICE_UPDATED => DeviceEvent::Updated,
             other => DeviceEvent::Other(other.to_owned()),
         }
     }

@@ -361,9 +361,23 @@ fn parse_target(whole: &str, t: &str) -> Result<Target, ResourceError> {
     })
 }
 
-/// `device/<id>/<twin|state>/<x>` with an id of one or two segments.
+/// `device/<id>/<twin|state>/<x>` or `device/<id>/updated`, with an id of
+/// one or two segments.
 fn parse_device(t: &str) -> Option<Target> {
     let rest = t.strip_prefix("device/")?;
+    if let Some(id) = rest.strip_suffix("/updated") {
+        let segments: Vec<&str> = id.split(SEP).collect();
+        // `device/<type>/updated` is an object named `updated` when <type>
+        // is a known type.
+        let object_like = matches!(segments.as_slice(), [kind]
+            if !matches!(ResourceKind::parse(kind), ResourceKind::Other(_)));
+        let well_formed =
+            segments.len() <= 2 && segments.iter().all(|s| !s.is_empty()) && !object_like;
+        return well_formed.then(|| Target::Device {
+            id: id.to_owned(),
+            event: DeviceEvent::Updated,
+        });
+    }
     let (head, last) = rest.rsplit_once(SEP)?;
     let (id, group) = head.rsplit_once(SEP)?;
     let id_segments = id.split(SEP).count();
@@ -459,6 +473,17 @@ mod tests {
         );
         // Not an event tail: an ordinary object in namespace `device`.
         assert_eq!(p("device/pod/x").kind(), Some(&ResourceKind::Pod));
+        assert_eq!(p("device/pod/updated").kind(), Some(&ResourceKind::Pod));
+        let updated = p("device/ns/d/updated");
+        assert_eq!(
+            updated.target(),
+            &Target::Device {
+                id: "ns/d".into(),
+                event: DeviceEvent::Updated
+            }
+        );
+        assert_eq!(updated.to_string(), "device/ns/d/updated");
+        assert_eq!(p("device/dev1/updated").device_id(), Some("dev1"));
     }
 
     #[test]
