@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::authz::NodeAuthorizer;
 use crate::certserver::{CertServer, CertServerError};
 use crate::cloudhub::{AckHook, CloudHub, CloudHubError, NoAckHook};
 use crate::config::CloudCoreConfig;
@@ -197,6 +198,11 @@ pub async fn start_with_ack_hook(
         };
         let tls = link::server_config(&creds)?;
         let mut hub = CloudHub::new(hub_config, tls, &mut registry, ack_hook);
+        let authorization = &hub_config.authorization;
+        if authorization.enable {
+            let authz = NodeAuthorizer::new(scope.clone(), authorization.debug, &mut registry);
+            hub = hub.with_authorizer(Arc::new(authz));
+        }
         let bound = hub.bind().await?;
         addrs.websocket = bound.ws;
         addrs.quic = bound.quic;

@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`config`]: `cloudcore.yaml` in KubeEdge's shape, with validation.
+//! - [`authz`]: node authorization of upstream messages (CloudHub's
+//!   `Authorizer` over the shared reflectors).
 //! - [`pki`]: the CA, server certificate and join tokens.
 //! - [`certserver`]: the HTTPS certificate server edges join through.
 //! - [`cloudhub`]: the edge-facing module: sessions, per-node queues, acks.
@@ -17,6 +19,7 @@
 //! The other controllers (edgecontroller, synccontroller) are
 //! added by the issues that build them; each registers in `daemon.rs`.
 
+pub mod authz;
 pub mod certserver;
 pub mod cloudhub;
 pub mod config;

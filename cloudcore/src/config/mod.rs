@@ -301,6 +301,27 @@ mod tests {
     }
 
     #[test]
+    fn node_authorization_is_on_unless_switched_off() {
+        let hub = |text: &str| parse::<CloudCoreConfig>(text).unwrap().modules.cloud_hub;
+        let on = Authorization {
+            enable: true,
+            debug: false,
+        };
+        assert_eq!(
+            CloudCoreConfig::default().modules.cloud_hub.authorization,
+            on
+        );
+        assert_eq!(
+            hub("modules: {cloudHub: {authorization: {}}}").authorization,
+            on
+        );
+        let debug = hub("modules: {cloudHub: {authorization: {debug: true}}}").authorization;
+        assert!(debug.enable && debug.debug);
+        let off = hub("modules: {cloudHub: {authorization: {enable: false}}}").authorization;
+        assert!(!off.enable);
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let err = parse::<CloudCoreConfig>(
             "modules: {cloudHub: {nodeLimit: 0, websocket: {address: nope}}}",

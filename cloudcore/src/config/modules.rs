@@ -132,10 +132,7 @@ impl Default for CloudHub {
             dns_names: Vec::new(),
             edge_cert_signing_duration: 365,
             token_refresh_duration: 12,
-            authorization: Authorization {
-                enable: true,
-                debug: false,
-            },
+            authorization: Authorization::default(),
             unixsocket: UnixSocket::default(),
             websocket: Listener::new(true, 10000),
             quic: QuicListener::default(),
@@ -147,14 +144,25 @@ impl Default for CloudHub {
     }
 }
 
-/// `modules.cloudHub.authorization`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `modules.cloudHub.authorization`: node authorization (see
+/// `cloudcore::authz`). On by default in Apiary (KubeEdge: off), also when
+/// the section is given without `enable`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Authorization {
     /// Check every message against the node's rights.
     pub enable: bool,
-    /// Log refusals but let them through.
+    /// Log refusals but let them through (KubeEdge's debug mode).
     pub debug: bool,
+}
+
+impl Default for Authorization {
+    fn default() -> Self {
+        Authorization {
+            enable: true,
+            debug: false,
+        }
+    }
 }
 
 /// `modules.cloudHub.unixsocket`.
