@@ -83,12 +83,20 @@ pub(crate) fn upstream_ack(msg: &Message) -> Message {
 }
 
 /// The error reply to a message node authorization refused: op `error`,
-/// parent = its id, the same route otherwise, content the reason.
+/// parent = its id, the same source and resource, content the reason. The
+/// edge routes replies by group: edged's `meta` group has no reply path
+/// there, so such a reply goes in group `resource`, as EdgeController's
+/// own replies do.
 pub(crate) fn refusal(msg: &Message, reason: &str) -> Message {
     let route = &msg.route;
+    let reply_group = if route.group == group::META {
+        group::RESOURCE
+    } else {
+        route.group.as_str()
+    };
     let mut reply = Message::new(
         route.source.as_str(),
-        route.group.as_str(),
+        reply_group,
         Operation::Error,
         msg.resource(),
     )
@@ -103,6 +111,18 @@ mod tests {
 
     fn up(source: &str, group: &str, op: Operation, resource: &str) -> Message {
         Message::new(source, group, op, resource)
+    }
+
+    #[test]
+    fn refusals_reply_where_the_edge_listens() {
+        let status = up("edged", "meta", Operation::Update, "default/nodestatus/a");
+        let reply = refusal(&status, "not yours");
+        assert_eq!(reply.route.group, "resource");
+        assert_eq!(reply.operation(), &Operation::Error);
+        assert_eq!(reply.parent_id(), Some(status.id()));
+        assert_eq!(reply.content.as_str(), Some("forbidden: not yours"));
+        let twin = up("twin", "twin", Operation::Update, "device/ns/d/twin/edge_updated");
+        assert_eq!(refusal(&twin, "x").route.group, "twin");
     }
 
     #[test]
