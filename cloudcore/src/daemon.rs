@@ -21,6 +21,7 @@ use crate::certserver::{CertServer, CertServerError};
 use crate::cloudhub::{AckHook, CloudHub, CloudHubError, NoAckHook};
 use crate::config::CloudCoreConfig;
 use crate::devicecontroller::DeviceController;
+use crate::edgecontroller::EdgeController;
 use crate::kubeapi::{self, KubeApi};
 use crate::pki::{FileStore, KubeStore, Pki, PkiError, SecretStore};
 use crate::scope::Scope;
@@ -189,6 +190,7 @@ pub async fn start_with_ack_hook(
     // The shared reflectors every controller reads (started here, so that
     // they stop with the daemon's tasks).
     let scope = Scope::start(&kube.client, &tasks, &shutdown);
+    let mut links = None;
     let mut cert_server = None;
     if hub_config.enable {
         let creds = link::Credentials {
@@ -206,6 +208,7 @@ pub async fn start_with_ack_hook(
         let bound = hub.bind().await?;
         addrs.websocket = bound.ws;
         addrs.quic = bound.quic;
+        links = Some(hub.links());
         builder.module(hub);
         if hub_config.https.enable {
             let server = CertServer::bind(&hub_config.https)?;
@@ -216,6 +219,19 @@ pub async fn start_with_ack_hook(
     tracing::debug!(?scope, "shared reflectors started");
     if config.modules.device_controller.enable {
         let controller = DeviceController::new(kube.client.clone(), scope.clone(), &mut registry);
+        builder.module(controller);
+    }
+    if config.modules.edge_controller.enable {
+        // Without CloudHub no node ever connects: nobody to mark.
+        let links = links.clone().unwrap_or_default();
+        let grace = Duration::from_secs(hub_config.keepalive_interval.into());
+        let controller = EdgeController::new(
+            kube.client.clone(),
+            scope.clone(),
+            links,
+            grace,
+            &mut registry,
+        );
         builder.module(controller);
     }
     customize(&mut builder);

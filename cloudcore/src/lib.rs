@@ -11,6 +11,9 @@
 //! - [`certserver`]: the HTTPS certificate server edges join through.
 //! - [`cloudhub`]: the edge-facing module: sessions, per-node queues, acks.
 //! - [`devicecontroller`]: Devices ⇄ DeviceTwin on the edges.
+//! - [`edgecontroller`]: nodes, pods, configmaps and secrets to the edges;
+//!   node and pod status, leases, events and queries from them; node
+//!   readiness from the links.
 //! - [`kubeapi`]: the Kubernetes client, to a cluster or to the embedded
 //!   API cloudcore serves when there is none.
 //! - `daemon.rs`: start-up (PKI, certificate server, CloudHub, monitor,
@@ -25,6 +28,7 @@ pub mod cloudhub;
 pub mod config;
 mod daemon;
 pub mod devicecontroller;
+pub mod edgecontroller;
 pub mod kubeapi;
 pub mod pki;
 pub mod scope;

@@ -24,8 +24,10 @@ pub fn cloud(dir: &Path, keepalive: u32) -> CloudCoreConfig {
     hub.quic.enable = true;
     hub.quic.address = "127.0.0.1".into();
     hub.quic.port = 0;
-    // Tests put a stand-in on the bus; `device_controller.rs` turns it on.
+    // Tests put stand-ins on the bus; `device_controller.rs` and
+    // `edge_controller.rs` turn the real ones on.
     config.modules.device_controller.enable = false;
+    config.modules.edge_controller.enable = false;
     config
 }
 

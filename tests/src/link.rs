@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// A running cloudcore with an `edgecontroller` endpoint.
+/// A running cloudcore with an `edgecontroller` endpoint (unless the real
+/// EdgeController runs).
 pub struct Cloud {
     /// Listener addresses.
     pub addrs: cloudcore::Addrs,
@@ -22,7 +23,8 @@ pub struct Cloud {
     pub bus: Bus,
     /// A valid join token.
     pub token: String,
-    /// Upstream messages received by `edgecontroller`.
+    /// Upstream messages received by the `edgecontroller` stand-in; never
+    /// fed when the config enables the real EdgeController.
     pub upstream: mpsc::Receiver<Message>,
     /// Upstream messages received by the `devicecontroller` stand-in (twin
     /// reports, device states, membership detail requests); never fed when
@@ -49,8 +51,11 @@ impl Cloud {
         let mut upstream = None;
         let mut twin_upstream = None;
         let stand_in = !config.modules.device_controller.enable;
+        let edge_stand_in = !config.modules.edge_controller.enable;
         let started = cloudcore::start_with_ack_hook(config, shutdown.clone(), hook, |b| {
-            upstream = Some(b.endpoint("edgecontroller", "edgecontroller"));
+            if edge_stand_in {
+                upstream = Some(b.endpoint("edgecontroller", "edgecontroller"));
+            }
             if stand_in {
                 twin_upstream = Some(b.endpoint("devicecontroller", "devicecontroller"));
             }
@@ -64,7 +69,7 @@ impl Cloud {
             addrs,
             bus,
             token,
-            upstream: upstream.expect("endpoint registered"),
+            upstream: upstream.unwrap_or_else(|| mpsc::channel(1).1),
             twin_upstream: twin_upstream.unwrap_or_else(|| mpsc::channel(1).1),
             kube,
             shutdown,

@@ -175,6 +175,23 @@ impl Scope {
         );
     }
 
+    /// Waits until each of `kinds` has been listed once: a controller that
+    /// reads only those need not wait for the others (on a cluster without
+    /// KubeEdge's device CRDs, Devices are never listed).
+    pub async fn ready_for(&self, kinds: &[EdgeKind]) {
+        let waits = kinds.iter().map(|kind| async move {
+            let _ = match kind {
+                EdgeKind::Node => self.nodes.wait_until_ready().await,
+                EdgeKind::Pod => self.pods.wait_until_ready().await,
+                EdgeKind::ConfigMap => self.configmaps.wait_until_ready().await,
+                EdgeKind::Secret => self.secrets.wait_until_ready().await,
+                EdgeKind::Device => self.devices.wait_until_ready().await,
+                EdgeKind::DeviceModel => self.models.wait_until_ready().await,
+            };
+        });
+        futures::future::join_all(waits).await;
+    }
+
     /// The Node `name`.
     pub fn node(&self, name: &str) -> Option<Arc<Node>> {
         self.nodes.get(&ObjectRef::new(name))
