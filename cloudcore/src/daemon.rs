@@ -25,6 +25,7 @@ use crate::edgecontroller::EdgeController;
 use crate::kubeapi::{self, KubeApi};
 use crate::pki::{FileStore, KubeStore, Pki, PkiError, SecretStore};
 use crate::scope::Scope;
+use crate::synccontroller::{self, SyncController, SyncIndex};
 
 /// Where KubeEdge keeps cloudcore's configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/kubeedge/config/cloudcore.yaml";
@@ -54,6 +55,9 @@ pub enum RunError {
     /// The monitor endpoints could not start.
     #[error("monitor server")]
     Monitor(#[from] daemonkit::monitor::MonitorError),
+    /// The sync records (what each node acked) could not be loaded.
+    #[error("sync records")]
+    SyncController(#[from] crate::synccontroller::SyncControllerError),
     /// The module set is inconsistent (e.g. a name registered twice).
     #[error("cannot assemble modules")]
     Build(#[from] BuildError),
@@ -190,6 +194,15 @@ pub async fn start_with_ack_hook(
     // The shared reflectors every controller reads (started here, so that
     // they stop with the daemon's tasks).
     let scope = Scope::start(&kube.client, &tasks, &shutdown);
+    // What every node acked, loaded before CloudHub's admission asks.
+    let sync_index = match config.modules.sync_controller.enable && hub_config.enable {
+        true => Some(SyncIndex::load(&kube.client, &mut registry).await?),
+        false => None,
+    };
+    let ack_hook = match &sync_index {
+        Some(index) => synccontroller::ack_hook(index, ack_hook),
+        None => ack_hook,
+    };
     let mut links = None;
     let mut cert_server = None;
     if hub_config.enable {
@@ -232,6 +245,10 @@ pub async fn start_with_ack_hook(
             grace,
             &mut registry,
         );
+        builder.module(controller);
+    }
+    if let (Some(index), Some(links)) = (sync_index, links) {
+        let controller = SyncController::new(kube.client.clone(), index, scope.clone(), links);
         builder.module(controller);
     }
     customize(&mut builder);

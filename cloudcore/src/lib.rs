@@ -14,13 +14,14 @@
 //! - [`edgecontroller`]: nodes, pods, configmaps and secrets to the edges;
 //!   node and pod status, leases, events and queries from them; node
 //!   readiness from the links.
+//! - [`synccontroller`]: what each node acked (ObjectSync records) and
+//!   catching nodes up after cut links and restarts.
 //! - [`kubeapi`]: the Kubernetes client, to a cluster or to the embedded
 //!   API cloudcore serves when there is none.
 //! - `daemon.rs`: start-up (PKI, certificate server, CloudHub, monitor,
 //!   beehive) and shutdown; `gettoken`.
 //!
-//! The other controllers (edgecontroller, synccontroller) are
-//! added by the issues that build them; each registers in `daemon.rs`.
+//! Every controller is a beehive module registered in `daemon.rs`.
 
 pub mod authz;
 pub mod certserver;
@@ -32,6 +33,7 @@ pub mod edgecontroller;
 pub mod kubeapi;
 pub mod pki;
 pub mod scope;
+pub mod synccontroller;
 
 pub use config::CloudCoreConfig;
 pub use daemon::{

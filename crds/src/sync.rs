@@ -17,8 +17,13 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectSyncSpec {
-    /// The object's `apiVersion`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The object's `apiVersion` (KubeEdge spells the key
+    /// `objectAPIVersion`).
+    #[serde(
+        default,
+        rename = "objectAPIVersion",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub object_api_version: Option<String>,
     /// The object's kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,8 +43,13 @@ pub struct ObjectSyncSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterObjectSyncSpec {
-    /// The object's `apiVersion`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The object's `apiVersion` (KubeEdge spells the key
+    /// `objectAPIVersion`).
+    #[serde(
+        default,
+        rename = "objectAPIVersion",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub object_api_version: Option<String>,
     /// The object's kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,4 +66,27 @@ pub struct ObjectSyncStatus {
     /// The acked resourceVersion (compared as an unsigned integer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_resource_version: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test fixtures are known to parse")]
+
+    use super::*;
+
+    #[test]
+    fn specs_use_kubeedges_keys() {
+        let spec = ObjectSyncSpec {
+            object_api_version: Some("v1".into()),
+            object_kind: Some("Pod".into()),
+            object_name: Some("p".into()),
+        };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"objectAPIVersion": "v1", "objectKind": "Pod", "objectName": "p"})
+        );
+        let cluster: ClusterObjectSyncSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(cluster.object_api_version.as_deref(), Some("v1"));
+    }
 }

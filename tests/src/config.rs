@@ -28,6 +28,9 @@ pub fn cloud(dir: &Path, keepalive: u32) -> CloudCoreConfig {
     // `edge_controller.rs` turn the real ones on.
     config.modules.device_controller.enable = false;
     config.modules.edge_controller.enable = false;
+    // Objects sent through the bus exist in no API: SyncController would
+    // delete them at the edge. `converge.rs` turns it on.
+    config.modules.sync_controller.enable = false;
     config
 }
 

@@ -113,15 +113,17 @@ pub(crate) fn refuse_ack_message(msg: &Message) -> Option<DropReason> {
     (!exempt && msg.header.resource_version.is_empty()).then_some(DropReason::NoResourceVersion)
 }
 
-/// Whether `new` may replace `stored` (both for the same object): deletes
-/// always do; nothing replaces a stored delete; otherwise the newest
+/// Whether `new` may replace `stored` (both for the same object): a
+/// delete replaces anything but a delete; nothing replaces a stored
+/// delete (a second delete of the same object is the same message, and
+/// replacing it would send it again at once); otherwise the newest
 /// resourceVersion wins.
 pub(crate) fn replaces(new: &Message, stored: &Message) -> Result<(), DropReason> {
-    if *new.operation() == Operation::Delete {
-        return Ok(());
-    }
     if *stored.operation() == Operation::Delete {
         return Err(DropReason::Stale);
+    }
+    if *new.operation() == Operation::Delete {
+        return Ok(());
     }
     if is_newer(
         &new.header.resource_version,
@@ -231,6 +233,11 @@ mod tests {
         assert_eq!(
             replaces(&m(Operation::Update, "10"), &del),
             Err(DropReason::Stale)
+        );
+        assert_eq!(
+            replaces(&m(Operation::Delete, "6"), &del),
+            Err(DropReason::Stale),
+            "a repeated delete is not sent again"
         );
         assert_eq!(
             replaces(&m(Operation::Update, "4"), &m(Operation::Update, "5")),

@@ -93,6 +93,7 @@ use link::Limits;
 use prometheus_client::registry::Registry;
 use proto::Message;
 
+pub(crate) use admission::is_newer;
 pub use error::{CloudHubError, Result};
 pub use links::{LinkEvent, NodeLinks};
 pub use queue::QueueConfig;
