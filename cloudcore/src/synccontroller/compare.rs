@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use proto::{Message, Operation};
 use serde_json::{json, Value};
 
-use super::index::Entry;
+use super::records::Entry;
 use crate::cloudhub::is_newer;
 use crate::scope::{EdgeKind, EdgeObject};
 

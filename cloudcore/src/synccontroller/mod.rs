@@ -48,7 +48,9 @@
 //!
 //! - `mod.rs`: [`SyncController`] (the module: resync and GC loop),
 //!   [`SyncSettings`].
-//! - `index.rs`: [`SyncIndex`], ack parsing, loading the records.
+//! - `index.rs`: [`SyncIndex`], what an ack says.
+//! - `records.rs`: the ObjectSync/ClusterObjectSync records: names,
+//!   entries, listing.
 //! - `writer.rs`: the task writing the records.
 //! - `compare.rs`: entries + objects → catch-up messages (pure).
 //! - `gc.rs`: which nodes' records to collect (pure).
@@ -59,6 +61,7 @@ mod error;
 mod gc;
 mod index;
 mod metrics;
+mod records;
 mod writer;
 
 use std::time::Duration;

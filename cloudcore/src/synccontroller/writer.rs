@@ -28,8 +28,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Result, SyncControllerError};
-use super::index::{record_resource, Entry, SyncIndex, SyncKey, Written};
+use super::index::SyncIndex;
 use super::metrics::Metrics;
+use super::records::{record_resource, Entry, SyncKey, Written};
 
 /// The first retry delay after a failed write.
 const RETRY_BASE: Duration = Duration::from_secs(1);
