@@ -121,7 +121,12 @@ mod tests {
         assert_eq!(reply.operation(), &Operation::Error);
         assert_eq!(reply.parent_id(), Some(status.id()));
         assert_eq!(reply.content.as_str(), Some("forbidden: not yours"));
-        let twin = up("twin", "twin", Operation::Update, "device/ns/d/twin/edge_updated");
+        let twin = up(
+            "twin",
+            "twin",
+            Operation::Update,
+            "device/ns/d/twin/edge_updated",
+        );
         assert_eq!(refusal(&twin, "x").route.group, "twin");
     }
 

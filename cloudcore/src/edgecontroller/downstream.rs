@@ -205,11 +205,19 @@ impl Ledger {
             op,
             object: object.clone(),
         };
+        // KubeEdge sends a node its own Node as `update` even the first
+        // time; an `insert` of a Node needs no ack, so it would be neither
+        // deduplicated nor recorded as synced.
+        let first = if id.kind == EdgeKind::Node {
+            Operation::Update
+        } else {
+            Operation::Insert
+        };
         match (sent, current) {
             (None, None) => Vec::new(),
             (None, Some(now)) => {
                 self.record(node, id, now);
-                vec![send(Operation::Insert, now)]
+                vec![send(first, now)]
             }
             (Some(before), None) => {
                 let content = self.delete_content(id, &before);
@@ -442,8 +450,9 @@ mod tests {
                 row("a", "insert", "p", "2"),
                 row("a", "insert", "c1", "3"),
                 row("a", "insert", "c2", "4"),
-                row("a", "insert", "a", "1"),
-            ]
+                row("a", "update", "a", "1"),
+            ],
+            "the node's own Node goes as update, as KubeEdge sends it"
         );
         // The pod no longer uses c2, and the pod changed.
         let pod2 = object(EdgeKind::Pod, "p", "p", "9");

@@ -243,16 +243,16 @@ async fn main() -> Result<(), BoxError> {
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let watch_clock = clock.clone();
-    let baseline = tokio::spawn(
-        watcher(pods.clone(), watcher::Config::default()).for_each(move |event| {
+    let baseline = tokio::spawn(watcher(pods.clone(), watcher::Config::default()).for_each(
+        move |event| {
             if let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event {
                 let name = pod.metadata.name.unwrap_or_default();
                 let now = Instant::now();
                 lock(&watch_clock).watched.entry(name).or_insert(now);
             }
             futures::future::ready(())
-        }),
-    );
+        },
+    ));
 
     println!(
         "| rate | pods | API write → edge commit p50 / p99 | API write → watch event p50 / p99 (baseline) | ratio p50 / p99 |"
