@@ -133,21 +133,21 @@ async fn run_rate(
     let count = (rate * seconds).max(20) as usize;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut creates = futures::stream::FuturesUnordered::new();
+    // Each create runs on its own task, so a slow one never delays the
+    // next write.
+    let mut creates = Vec::with_capacity(count);
     for k in first..first + count {
         tick.tick().await;
         let name = format!("bench-{k}");
         let object = pod(&name, &format!("sim-{}", k % nodes))?;
         lock(clock).written.insert(name, Instant::now());
         let pods = pods.clone();
-        creates.push(async move { pods.create(&PostParams::default(), &object).await });
-        // Keep the writes flowing: collect finished creates as we go.
-        while let Some(Some(done)) = futures::FutureExt::now_or_never(creates.next()) {
-            done?;
-        }
+        creates.push(tokio::spawn(async move {
+            pods.create(&PostParams::default(), &object).await
+        }));
     }
-    while let Some(done) = creates.next().await {
-        done?;
+    for create in creates {
+        create.await??;
     }
     let deadline = Instant::now() + PATIENCE;
     loop {
