@@ -195,9 +195,10 @@ pub async fn start_with_ack_hook(
     // they stop with the daemon's tasks).
     let scope = Scope::start(&kube.client, &tasks, &shutdown);
     // What every node acked, loaded before CloudHub's admission asks.
-    let sync_index = match config.modules.sync_controller.enable && hub_config.enable {
-        true => Some(SyncIndex::load(&kube.client, &mut registry).await?),
-        false => None,
+    let sync_index = if config.modules.sync_controller.enable && hub_config.enable {
+        Some(SyncIndex::load(&kube.client, &mut registry).await?)
+    } else {
+        None
     };
     let ack_hook = match &sync_index {
         Some(index) => synccontroller::ack_hook(index, ack_hook),
@@ -229,7 +230,6 @@ pub async fn start_with_ack_hook(
             cert_server = Some(server);
         }
     }
-    tracing::debug!(?scope, "shared reflectors started");
     if config.modules.device_controller.enable {
         let controller = DeviceController::new(kube.client.clone(), scope.clone(), &mut registry);
         builder.module(controller);

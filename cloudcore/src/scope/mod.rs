@@ -109,7 +109,7 @@ impl Scope {
     /// `tracker` and stopped by `cancel`.
     pub fn start(client: &kube::Client, tracker: &TaskTracker, cancel: &CancellationToken) -> Self {
         let (changes, _) = broadcast::channel(CHANGE_CAPACITY);
-        let scope = Scope {
+        Scope {
             nodes: reflect(
                 client,
                 tracker,
@@ -154,8 +154,7 @@ impl Scope {
                 |_| None,
             ),
             changes,
-        };
-        scope
+        }
     }
 
     /// Every change from now on.
@@ -165,14 +164,7 @@ impl Scope {
 
     /// Waits until every kind has been listed once.
     pub async fn ready(&self) {
-        let _ = futures::join!(
-            self.nodes.wait_until_ready(),
-            self.pods.wait_until_ready(),
-            self.configmaps.wait_until_ready(),
-            self.secrets.wait_until_ready(),
-            self.devices.wait_until_ready(),
-            self.models.wait_until_ready(),
-        );
+        self.ready_for(&EdgeKind::ALL).await;
     }
 
     /// Waits until each of `kinds` has been listed once: a controller that
@@ -231,26 +223,17 @@ impl Scope {
 
     /// `(namespace, name)` of the configmaps the pods on `node` reference.
     pub fn configmaps_for(&self, node: &str) -> BTreeSet<(String, String)> {
-        self.referenced(node, pod_configmaps)
+        referenced(&self.pods_on(node)).configmaps
     }
 
     /// `(namespace, name)` of the secrets the pods on `node` reference.
     pub fn secrets_for(&self, node: &str) -> BTreeSet<(String, String)> {
-        self.referenced(node, pod_secrets)
+        referenced(&self.pods_on(node)).secrets
     }
 
-    fn referenced(
-        &self,
-        node: &str,
-        refs: fn(&Pod) -> BTreeSet<String>,
-    ) -> BTreeSet<(String, String)> {
-        self.pods_on(node)
-            .iter()
-            .flat_map(|pod| {
-                let ns = pod.namespace().unwrap_or_default();
-                refs(pod).into_iter().map(move |name| (ns.clone(), name))
-            })
-            .collect()
+    /// Every Device.
+    pub fn devices(&self) -> Vec<Arc<Device>> {
+        self.devices.state()
     }
 
     /// The Devices whose `spec.nodeName` is `node`.
@@ -264,13 +247,7 @@ impl Scope {
 
     /// `(namespace, name)` of the DeviceModels of the devices on `node`.
     pub fn models_for(&self, node: &str) -> BTreeSet<(String, String)> {
-        self.devices_on(node)
-            .iter()
-            .filter_map(|d| {
-                let model = d.spec.device_model_ref.as_ref()?;
-                Some((d.namespace().unwrap_or_default(), model.name.clone()))
-            })
-            .collect()
+        models_of(&self.devices_on(node))
     }
 
     /// The object of `kind` named `namespace/name` (namespace ignored for
@@ -286,27 +263,34 @@ impl Scope {
         }
     }
 
-    /// Every object `node` should have now.
+    /// Every object `node` should have now (one pass over the pods and
+    /// one over the devices).
     pub fn objects_for(&self, node: &str) -> Vec<EdgeObject> {
         let mut out = Vec::new();
         if self.is_edge_node(node) {
             out.extend(edge_object(EdgeKind::Node, self.node(node)));
-            for pod in self.pods_on(node) {
-                out.extend(edge_object(EdgeKind::Pod, Some(pod)));
+            let pods = self.pods_on(node);
+            let refs = referenced(&pods);
+            out.extend(
+                pods.into_iter()
+                    .filter_map(|p| edge_object(EdgeKind::Pod, Some(p))),
+            );
+            for (ns, name) in &refs.configmaps {
+                out.extend(self.get(EdgeKind::ConfigMap, ns, name));
             }
-            for (ns, name) in self.configmaps_for(node) {
-                out.extend(self.get(EdgeKind::ConfigMap, &ns, &name));
-            }
-            for (ns, name) in self.secrets_for(node) {
-                out.extend(self.get(EdgeKind::Secret, &ns, &name));
+            for (ns, name) in &refs.secrets {
+                out.extend(self.get(EdgeKind::Secret, ns, name));
             }
         }
-        for device in self.devices_on(node) {
-            out.extend(edge_object(EdgeKind::Device, Some(device)));
-        }
-        for (ns, name) in self.models_for(node) {
+        let devices = self.devices_on(node);
+        for (ns, name) in models_of(&devices) {
             out.extend(self.get(EdgeKind::DeviceModel, &ns, &name));
         }
+        out.extend(
+            devices
+                .into_iter()
+                .filter_map(|d| edge_object(EdgeKind::Device, Some(d))),
+        );
         out
     }
 
@@ -359,6 +343,39 @@ impl Scope {
             .filter(|node| edge.contains(node))
             .collect()
     }
+}
+
+/// `(namespace, name)` of the configmaps and secrets `pods` reference,
+/// each pod walked once.
+fn referenced(pods: &[Arc<Pod>]) -> Referenced {
+    let mut out = Referenced::default();
+    for pod in pods {
+        let ns = pod.namespace().unwrap_or_default();
+        let refs = refs::pod_refs(pod);
+        let within = |name| (ns.clone(), name);
+        out.configmaps
+            .extend(refs.configmaps.into_iter().map(within));
+        out.secrets.extend(refs.secrets.into_iter().map(within));
+    }
+    out
+}
+
+/// What a set of pods references, namespaced.
+#[derive(Default)]
+struct Referenced {
+    configmaps: BTreeSet<(String, String)>,
+    secrets: BTreeSet<(String, String)>,
+}
+
+/// `(namespace, name)` of the DeviceModels `devices` reference.
+fn models_of(devices: &[Arc<Device>]) -> BTreeSet<(String, String)> {
+    devices
+        .iter()
+        .filter_map(|d| {
+            let model = d.spec.device_model_ref.as_ref()?;
+            Some((d.namespace().unwrap_or_default(), model.name.clone()))
+        })
+        .collect()
 }
 
 /// The namespaced object `namespace/name` in `store`.
@@ -437,4 +454,123 @@ where
         }
     });
     store
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test fixtures are known to parse")]
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A store holding `objects` (as a finished list).
+    fn store_of<K>(objects: Vec<serde_json::Value>) -> Store<K>
+    where
+        K: Resource + Clone + DeserializeOwned + 'static,
+        K::DynamicType: Default + Eq + Hash + Clone,
+    {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        for object in objects {
+            writer.apply_watcher_event(&Event::InitApply(serde_json::from_value(object).unwrap()));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        store
+    }
+
+    fn meta(name: &str, rv: &str) -> serde_json::Value {
+        json!({"name": name, "namespace": "ns", "uid": format!("u-{name}"), "resourceVersion": rv})
+    }
+
+    fn scope() -> Scope {
+        let edge = json!({EDGE_NODE_LABEL: ""});
+        Scope {
+            nodes: store_of(vec![
+                json!({"metadata": {"name": "a", "labels": edge, "uid": "n-a", "resourceVersion": "1"}}),
+                json!({"metadata": {"name": "b", "labels": edge, "uid": "n-b", "resourceVersion": "1"}}),
+                json!({"metadata": {"name": "cloud", "uid": "n-c", "resourceVersion": "1"}}),
+            ]),
+            pods: store_of(vec![
+                json!({"metadata": meta("p1", "2"), "spec": {"nodeName": "a", "containers": [{
+                    "name": "c", "envFrom": [{"configMapRef": {"name": "cm"}}, {"secretRef": {"name": "s"}}]
+                }]}}),
+                json!({"metadata": meta("p2", "3"), "spec": {"nodeName": "a", "containers": [],
+                    "volumes": [{"name": "v", "configMap": {"name": "cm"}}]}}),
+                json!({"metadata": meta("p3", "4"), "spec": {"nodeName": "cloud", "containers": [],
+                    "volumes": [{"name": "v", "secret": {"secretName": "s-cloud"}}]}}),
+            ]),
+            configmaps: store_of(vec![json!({"metadata": meta("cm", "5")})]),
+            secrets: store_of(vec![
+                json!({"metadata": meta("s", "6")}),
+                json!({"metadata": meta("s-cloud", "7")}),
+            ]),
+            devices: store_of(vec![json!({"metadata": meta("d", "8"),
+                "spec": {"nodeName": "b", "deviceModelRef": {"name": "m"}}})]),
+            models: store_of(vec![json!({"metadata": meta("m", "9"), "spec": {}})]),
+            changes: broadcast::channel(1).0,
+        }
+    }
+
+    fn names(objects: &[EdgeObject]) -> Vec<(EdgeKind, String)> {
+        let mut out: Vec<_> = objects.iter().map(|o| (o.kind, o.name.clone())).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_node_gets_its_node_pods_and_what_they_use() {
+        let scope = scope();
+        assert_eq!(
+            names(&scope.objects_for("a")),
+            [
+                (EdgeKind::Node, "a".to_owned()),
+                (EdgeKind::Pod, "p1".to_owned()),
+                (EdgeKind::Pod, "p2".to_owned()),
+                (EdgeKind::ConfigMap, "cm".to_owned()),
+                (EdgeKind::Secret, "s".to_owned()),
+            ]
+        );
+        assert_eq!(
+            names(&scope.objects_for("b")),
+            [
+                (EdgeKind::Node, "b".to_owned()),
+                (EdgeKind::Device, "d".to_owned()),
+                (EdgeKind::DeviceModel, "m".to_owned()),
+            ]
+        );
+        // Not an edge node: its pods and their secrets stay in the cloud.
+        assert!(scope.objects_for("cloud").is_empty());
+        assert_eq!(
+            scope.secrets_for("a"),
+            BTreeSet::from([("ns".into(), "s".into())])
+        );
+        assert!(scope.secrets_for("cloud").is_empty());
+    }
+
+    #[test]
+    fn objects_know_their_nodes() {
+        let scope = scope();
+        let nodes = |kind, name| {
+            scope
+                .nodes_for(kind, "ns", name)
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(nodes(EdgeKind::ConfigMap, "cm"), ["a"]);
+        assert_eq!(nodes(EdgeKind::Secret, "s"), ["a"]);
+        assert!(nodes(EdgeKind::Secret, "s-cloud").is_empty());
+        assert!(nodes(EdgeKind::Pod, "p3").is_empty());
+        assert_eq!(nodes(EdgeKind::DeviceModel, "m"), ["b"]);
+        assert_eq!(nodes(EdgeKind::Device, "d"), ["b"]);
+        assert_eq!(nodes(EdgeKind::Node, "a"), ["a"]);
+        assert!(nodes(EdgeKind::Node, "cloud").is_empty());
+        assert_eq!(
+            scope
+                .get(EdgeKind::Secret, "ns", "s")
+                .unwrap()
+                .resource_version,
+            "6"
+        );
+    }
 }

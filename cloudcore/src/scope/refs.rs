@@ -41,13 +41,15 @@ pub fn pod_secrets(pod: &Pod) -> BTreeSet<String> {
 
 /// What one pod references, by name.
 #[derive(Debug, Default)]
-struct PodRefs {
-    configmaps: BTreeSet<String>,
-    secrets: BTreeSet<String>,
+pub(crate) struct PodRefs {
+    /// Configmap names.
+    pub(crate) configmaps: BTreeSet<String>,
+    /// Secret names.
+    pub(crate) secrets: BTreeSet<String>,
 }
 
 /// Walks `pod`'s volumes, containers and pull secrets once.
-fn pod_refs(pod: &Pod) -> PodRefs {
+pub(crate) fn pod_refs(pod: &Pod) -> PodRefs {
     let mut refs = PodRefs::default();
     let Some(spec) = &pod.spec else {
         return refs;
