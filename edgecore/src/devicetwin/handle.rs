@@ -5,7 +5,7 @@
 //! [`Twins`] holds every device in memory; its methods change it and say
 //! what must follow. Nothing here does I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proto::modules::{edge, group};
 use proto::resource::{MEMBERSHIP, MEMBERSHIP_DETAIL, STATE_UPDATE, TWIN_EDGE_UPDATED};
@@ -101,9 +101,9 @@ impl Twins {
         }
     }
 
-    /// The node's name.
-    pub fn node(&self) -> &str {
-        &self.node
+    /// Replaces every device (after a failed write, with what is stored).
+    pub fn replace(&mut self, devices: HashMap<String, Device>) {
+        self.devices = devices;
     }
 
     /// How many devices there are.
@@ -290,14 +290,7 @@ impl Twins {
         });
         let base = answer_base(&update.base, now);
         announce(device, &change, &base, &mut fx);
-        if !change.conflicts.is_empty() {
-            tracing::info!(device = id, twins = ?change.conflicts.keys().collect::<Vec<_>>(), "the edge's twin values are newer than the cloud's; sending them back");
-            let back = TwinResult {
-                base: fresh_base(now),
-                twin: change.conflicts.clone(),
-            };
-            fx.upstream.push(edge_updated(id, back, now));
-        }
+        send_back_conflicts(id, change, now, &mut fx);
         fx
     }
 
@@ -332,39 +325,36 @@ impl Twins {
     }
 
     fn membership_update(&mut self, update: MembershipUpdate, now: jiff::Timestamp) -> Effects {
-        // The membership is announced before the devices' own deltas.
-        let mut devices = Effects::new("ok");
+        let mut fx = Effects::new("ok");
         let mut announced = MembershipUpdate {
             base: answer_base(&update.base, now),
             ..MembershipUpdate::default()
         };
         for device in update.added_devices {
-            if let Some(added) = self.add_device(device, now, &mut devices) {
+            if let Some(added) = self.add_device(device, now, &mut fx) {
                 announced.added_devices.push(added);
             }
         }
         for device in update.removed_devices {
             let id = device_id(&device);
-            if let Some(gone) = self.remove_device(&id, &mut devices) {
+            if let Some(gone) = self.remove_device(&id, &mut fx) {
                 announced.removed_devices.push(gone);
             }
         }
-        let mut fx = Effects::new("ok");
-        fx.publish(topics::membership_updated(&self.node), &announced);
-        fx.publish.append(&mut devices.publish);
-        fx.ops = devices.ops;
-        fx.upstream = devices.upstream;
+        // The membership is announced before the devices' own deltas.
+        let topic = topics::membership_updated(&self.node);
+        fx.publish.insert(0, (topic, to_value(&announced)));
         fx
     }
 
     /// Reconciles with the cloud's full list: adds and updates what it
     /// lists, removes what it does not.
     fn membership_detail(&mut self, detail: MembershipDetail, now: jiff::Timestamp) -> Effects {
-        let listed: Vec<String> = detail.devices.iter().map(device_id).collect();
+        let listed: HashSet<String> = detail.devices.iter().map(device_id).collect();
         let stale: Vec<String> = self
             .devices
             .keys()
-            .filter(|id| !listed.contains(id))
+            .filter(|id| !listed.contains(*id))
             .cloned()
             .collect();
         let update = MembershipUpdate {
@@ -466,15 +456,8 @@ impl Twins {
                 }
             }
         }
-        let base = fresh_base(now);
-        announce(device, &change, &base, fx);
-        if !change.conflicts.is_empty() {
-            let back = TwinResult {
-                base,
-                twin: change.conflicts.clone(),
-            };
-            fx.upstream.push(edge_updated(&id, back, now));
-        }
+        announce(device, &change, &fresh_base(now), fx);
+        send_back_conflicts(&id, change, now, fx);
         Some(device.clone())
     }
 
@@ -544,7 +527,7 @@ fn announce(device: &Device, change: &TwinChange, base: &BaseMessage, fx: &mut E
 
 /// The twins an edge change sends to the cloud: changed ones with their
 /// versions, removed ones marked `deleted`.
-fn sync_payload(change: &TwinChange) -> TwinResult {
+fn sync_payload(change: &TwinChange) -> BTreeMap<String, MsgTwin> {
     let mut twin = change.changed.clone();
     for name in &change.deleted {
         twin.insert(
@@ -557,15 +540,24 @@ fn sync_payload(change: &TwinChange) -> TwinResult {
             },
         );
     }
-    TwinResult {
-        base: BaseMessage::default(),
-        twin,
+    twin
+}
+
+/// Sends the twins the cloud's update conflicted with back to the cloud,
+/// as the edge holds them (the edge wins).
+fn send_back_conflicts(id: &str, change: TwinChange, now: jiff::Timestamp, fx: &mut Effects) {
+    if !change.conflicts.is_empty() {
+        tracing::info!(device = id, twins = ?change.conflicts.keys().collect::<Vec<_>>(), "the edge's twin values are newer than the cloud's; sending them back");
+        fx.upstream.push(edge_updated(id, change.conflicts, now));
     }
 }
 
 /// `device/<id>/twin/edge_updated` for the cloud.
-fn edge_updated(id: &str, mut payload: TwinResult, now: jiff::Timestamp) -> Message {
-    payload.base = fresh_base(now);
+fn edge_updated(id: &str, twin: BTreeMap<String, MsgTwin>, now: jiff::Timestamp) -> Message {
+    let payload = TwinResult {
+        base: fresh_base(now),
+        twin,
+    };
     let resource = format!("{DEVICE_RESOURCE}{id}/{TWIN_EDGE_UPDATED}");
     to_cloud(&resource, Operation::Update, &payload)
 }
@@ -574,12 +566,16 @@ fn to_cloud(resource: &str, op: Operation, payload: &impl Serialize) -> Message 
     Message::new(edge::DEVICETWIN, group::TWIN, op, resource).with_content(to_value(payload))
 }
 
-/// The device's own row (without attributes and twins).
+/// The device's own row (without attributes and twins, which are not
+/// cloned).
 fn row_of(device: &Device) -> Device {
     Device {
-        attributes: BTreeMap::new(),
-        twin: BTreeMap::new(),
-        ..device.clone()
+        id: device.id.clone(),
+        name: device.name.clone(),
+        description: device.description.clone(),
+        state: device.state.clone(),
+        last_online: device.last_online.clone(),
+        ..Device::default()
     }
 }
 

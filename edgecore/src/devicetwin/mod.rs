@@ -31,11 +31,13 @@
 
 mod handle;
 mod metrics;
-pub mod rules;
-pub mod store;
+mod rules;
+mod store;
 #[cfg(test)]
 mod tests;
-pub mod topics;
+mod topics;
+
+use std::borrow::Cow;
 
 use beehive::{async_trait, Bus, Module, ModuleContext, ModuleError, RestartPolicy};
 use proto::modules::{edge, group};
@@ -223,10 +225,7 @@ impl Worker {
                 self.metrics.commit_failed();
                 tracing::error!(error = %err, "cannot write device changes; reloading devices and answering 500");
                 match store::load(&self.conn).await {
-                    Ok(devices) => {
-                        let node = self.twins.node().to_owned();
-                        self.twins = Twins::new(&node, devices);
-                    }
+                    Ok(devices) => self.twins.replace(devices),
                     Err(err) => tracing::error!(error = %err, "cannot reload devices"),
                 }
                 for (_, _, fx) in done {
@@ -265,10 +264,10 @@ impl Worker {
 }
 
 /// A bus message's content as the MQTT payload text it came from.
-fn payload_text(msg: &Message) -> String {
+fn payload_text(msg: &Message) -> Cow<'_, str> {
     match &msg.content {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        Value::String(s) => Cow::Borrowed(s),
+        Value::Null => Cow::Borrowed(""),
+        other => Cow::Owned(other.to_string()),
     }
 }

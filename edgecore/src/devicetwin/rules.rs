@@ -373,6 +373,16 @@ mod tests {
             .collect()
     }
 
+    /// A cloud update of one twin, which must be accepted.
+    fn cloud(
+        twins: &mut BTreeMap<String, MsgTwin>,
+        key: &str,
+        twin: Option<MsgTwin>,
+        now_ms: i64,
+    ) -> TwinChange {
+        apply(twins, &req(&[(key, twin)]), Side::Cloud, now_ms).unwrap()
+    }
+
     #[test]
     fn an_edge_report_bumps_the_edge_version_once_per_change() {
         let mut twins = BTreeMap::new();
@@ -401,24 +411,12 @@ mod tests {
     #[test]
     fn a_cloud_update_takes_its_version_unless_the_edge_is_ahead() {
         let mut twins = BTreeMap::new();
-        let c = apply(
-            &mut twins,
-            &req(&[("temp", desired("30", 1, 0))]),
-            Side::Cloud,
-            1,
-        )
-        .unwrap();
+        let c = cloud(&mut twins, "temp", desired("30", 1, 0), 1);
         assert_eq!(c.changed["temp"].expected_value(), Some("30"));
         assert_eq!(delta(&twins)["temp"], "30");
 
         // An older cloud version is a conflict; the edge's twin goes back.
-        let c = apply(
-            &mut twins,
-            &req(&[("temp", desired("10", 0, 0))]),
-            Side::Cloud,
-            2,
-        )
-        .unwrap();
+        let c = cloud(&mut twins, "temp", desired("10", 0, 0), 2);
         assert!(!c.is_visible());
         assert_eq!(c.conflicts["temp"].expected_value(), Some("30"));
         assert_eq!(twins["temp"].expected_value(), Some("30"));
@@ -433,22 +431,10 @@ mod tests {
             twins["temp"].expected_version,
             Some(TwinVersion { cloud: 1, edge: 1 })
         );
-        let c = apply(
-            &mut twins,
-            &req(&[("temp", desired("40", 2, 0))]),
-            Side::Cloud,
-            4,
-        )
-        .unwrap();
+        let c = cloud(&mut twins, "temp", desired("40", 2, 0), 4);
         assert_eq!(c.conflicts["temp"].expected_value(), Some("35"));
         // Once the cloud has seen the edge's version it may set the value.
-        let c = apply(
-            &mut twins,
-            &req(&[("temp", desired("40", 2, 1))]),
-            Side::Cloud,
-            5,
-        )
-        .unwrap();
+        let c = cloud(&mut twins, "temp", desired("40", 2, 1), 5);
         assert!(c.conflicts.is_empty());
         assert_eq!(twins["temp"].expected_value(), Some("40"));
         assert_eq!(
@@ -457,13 +443,7 @@ mod tests {
         );
 
         // The same value with a newer version only moves the version.
-        let c = apply(
-            &mut twins,
-            &req(&[("temp", desired("40", 3, 1))]),
-            Side::Cloud,
-            6,
-        )
-        .unwrap();
+        let c = cloud(&mut twins, "temp", desired("40", 3, 1), 6);
         assert!(!c.is_visible());
         assert_eq!(
             c.versions_only["temp"].expected_version,
@@ -508,13 +488,7 @@ mod tests {
     #[test]
     fn deletes_follow_the_optional_flag() {
         let mut twins = BTreeMap::new();
-        apply(
-            &mut twins,
-            &req(&[("a", desired("1", 1, 0))]),
-            Side::Cloud,
-            1,
-        )
-        .unwrap();
+        cloud(&mut twins, "a", desired("1", 1, 0), 1);
         twins.get_mut("a").unwrap().optional = Some(false);
         let err = apply(&mut twins, &req(&[("a", None)]), Side::Edge, 2).unwrap_err();
         assert!(err.to_string().contains("not optional"), "{err}");
@@ -537,13 +511,7 @@ mod tests {
     #[test]
     fn delta_lists_desired_values_not_yet_reported() {
         let mut twins = BTreeMap::new();
-        apply(
-            &mut twins,
-            &req(&[("a", desired("on", 1, 0))]),
-            Side::Cloud,
-            1,
-        )
-        .unwrap();
+        cloud(&mut twins, "a", desired("on", 1, 0), 1);
         apply(&mut twins, &req(&[("b", actual("5"))]), Side::Edge, 1).unwrap();
         assert_eq!(delta(&twins).len(), 1);
         apply(&mut twins, &req(&[("a", actual("on"))]), Side::Edge, 2).unwrap();

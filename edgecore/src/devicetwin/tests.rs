@@ -48,6 +48,12 @@ impl Harness {
         self.bus.send("twin", msg).await.unwrap();
     }
 
+    /// A request on `topic` and DeviceTwin's answer on `<topic>/result`.
+    async fn ask(&mut self, topic: &str, payload: Value) -> Value {
+        self.mqtt(topic, payload).await;
+        self.published_on(&format!("{topic}/result")).await
+    }
+
     async fn cloud(&self, resource: &str, content: Value) {
         let msg = Message::new("devicecontroller", "twin", Operation::Update, resource)
             .with_content(content);
@@ -108,13 +114,13 @@ async fn a_new_device_gets_its_delta_and_reports_go_up_with_versions() {
     let delta = h.published_on(&format!("{DEV1}/twin/update/delta")).await;
     assert_eq!(delta["delta"]["power"], "on");
 
-    h.mqtt(
-        &format!("{DEV1}/twin/update"),
-        json!({"event_id": "e1", "timestamp": 5,
-               "twin": {"power": {"actual": {"value": "on"}}, "temp": {"actual": {"value": "21"}}}}),
-    )
-    .await;
-    let result = h.published_on(&format!("{DEV1}/twin/update/result")).await;
+    let result = h
+        .ask(
+            &format!("{DEV1}/twin/update"),
+            json!({"event_id": "e1", "timestamp": 5,
+                   "twin": {"power": {"actual": {"value": "on"}}, "temp": {"actual": {"value": "21"}}}}),
+        )
+        .await;
     assert_eq!(result["event_id"], "e1");
     assert_eq!(result["twin"]["power"]["actual"]["value"], "on");
     assert!(
@@ -141,12 +147,12 @@ async fn a_new_device_gets_its_delta_and_reports_go_up_with_versions() {
     );
 
     // The same report again: answered, but nothing goes up.
-    h.mqtt(
-        &format!("{DEV1}/twin/update"),
-        json!({"event_id": "e2", "twin": {"power": {"actual": {"value": "on"}}}}),
-    )
-    .await;
-    let again = h.published_on(&format!("{DEV1}/twin/update/result")).await;
+    let again = h
+        .ask(
+            &format!("{DEV1}/twin/update"),
+            json!({"event_id": "e2", "twin": {"power": {"actual": {"value": "on"}}}}),
+        )
+        .await;
     assert_eq!(again["event_id"], "e2");
     h.mqtt(
         &format!("{DEV1}/state/update"),
@@ -194,9 +200,9 @@ async fn cloud_desired_values_follow_the_version_rule() {
         back.content["twin"]["power"]["expected_version"],
         json!({"cloud": 2, "edge": 0})
     );
-    h.mqtt(&format!("{DEV1}/twin/get"), json!({"event_id": "g1"}))
+    let got = h
+        .ask(&format!("{DEV1}/twin/get"), json!({"event_id": "g1"}))
         .await;
-    let got = h.published_on(&format!("{DEV1}/twin/get/result")).await;
     assert_eq!(got["twin"]["power"]["expected"]["value"], "off");
     assert_eq!(got["twin"]["power"]["expected_version"]["cloud"], 2);
     h.stop().await;
@@ -206,13 +212,11 @@ async fn cloud_desired_values_follow_the_version_rule() {
 async fn errors_are_answered_with_kubeedge_codes() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = Harness::start(dir.path());
-    h.mqtt(
-        "$hw/events/device/default/ghost/twin/update",
-        json!({"event_id": "x", "twin": {"a": {"actual": {"value": "1"}}}}),
-    )
-    .await;
     let r = h
-        .published_on("$hw/events/device/default/ghost/twin/update/result")
+        .ask(
+            "$hw/events/device/default/ghost/twin/update",
+            json!({"event_id": "x", "twin": {"a": {"actual": {"value": "1"}}}}),
+        )
         .await;
     assert_eq!(
         (r["code"].as_u64(), r["event_id"].as_str()),
@@ -220,34 +224,34 @@ async fn errors_are_answered_with_kubeedge_codes() {
     );
 
     add_dev1(&mut h).await;
-    h.mqtt(&format!("{DEV1}/twin/update"), json!("not an update"))
+    let r = h
+        .ask(&format!("{DEV1}/twin/update"), json!("not an update"))
         .await;
-    let r = h.published_on(&format!("{DEV1}/twin/update/result")).await;
     assert_eq!(r["code"], 400);
-    h.mqtt(
-        &format!("{DEV1}/twin/update"),
-        json!({"event_id": "k", "twin": {"bad key": {"actual": {"value": "1"}}}}),
-    )
-    .await;
-    let r = h.published_on(&format!("{DEV1}/twin/update/result")).await;
+    let r = h
+        .ask(
+            &format!("{DEV1}/twin/update"),
+            json!({"event_id": "k", "twin": {"bad key": {"actual": {"value": "1"}}}}),
+        )
+        .await;
     assert_eq!(r["code"], 400);
     assert!(r["reason"].as_str().unwrap().contains("bad key"), "{r}");
-    h.mqtt(
-        &format!("{DEV1}/twin/update"),
-        json!({"event_id": "d", "twin": {"power": null}}),
-    )
-    .await;
-    let r = h.published_on(&format!("{DEV1}/twin/update/result")).await;
+    let r = h
+        .ask(
+            &format!("{DEV1}/twin/update"),
+            json!({"event_id": "d", "twin": {"power": null}}),
+        )
+        .await;
     assert!(
         r["reason"].as_str().unwrap().contains("not optional"),
         "{r}"
     );
-    h.mqtt(
-        &format!("{DEV1}/state/update"),
-        json!({"event_id": "s", "state": "asleep"}),
-    )
-    .await;
-    let r = h.published_on(&format!("{DEV1}/state/update/result")).await;
+    let r = h
+        .ask(
+            &format!("{DEV1}/state/update"),
+            json!({"event_id": "s", "state": "asleep"}),
+        )
+        .await;
     assert_eq!(r["code"], 400);
     h.stop().await;
 }
@@ -264,22 +268,19 @@ async fn devices_survive_a_restart_and_the_detail_reconciles_them() {
     .await;
     h.published_on("$hw/events/node/edge-1/membership/updated")
         .await;
-    h.mqtt(
+    h.ask(
         &format!("{DEV1}/twin/update"),
         json!({"event_id": "e", "twin": {"temp": {"actual": {"value": "30"}}}}),
     )
     .await;
-    h.published_on(&format!("{DEV1}/twin/update/result")).await;
     h.stop().await;
 
     let mut h = Harness::start(dir.path());
-    h.mqtt(
-        "$hw/events/node/edge-1/membership/get",
-        json!({"event_id": "mg"}),
-    )
-    .await;
     let r = h
-        .published_on("$hw/events/node/edge-1/membership/get/result")
+        .ask(
+            "$hw/events/node/edge-1/membership/get",
+            json!({"event_id": "mg"}),
+        )
         .await;
     let ids: Vec<&str> = r["devices"]
         .as_array()
@@ -306,13 +307,11 @@ async fn devices_survive_a_restart_and_the_detail_reconciles_them() {
         .published_on("$hw/events/node/edge-1/membership/updated")
         .await;
     assert_eq!(upd["removed_devices"][0]["id"], "default/dev2");
-    h.mqtt(
-        "$hw/events/device/default/dev2/twin/get",
-        json!({"event_id": "g"}),
-    )
-    .await;
     let r = h
-        .published_on("$hw/events/device/default/dev2/twin/get/result")
+        .ask(
+            "$hw/events/device/default/dev2/twin/get",
+            json!({"event_id": "g"}),
+        )
         .await;
     assert_eq!(r["code"], 404);
     h.stop().await;
