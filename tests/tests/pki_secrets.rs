@@ -47,21 +47,39 @@ async fn stop(started: cloudcore::Started, shutdown: CancellationToken) {
     started.wait().await.unwrap();
 }
 
+/// casecret's `cadata` is `ca` (DER); returns the whole Secret.
+async fn ca_secret_holds(client: &kube::Client, ca: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let secret = secret(client, "casecret").await;
+    assert_eq!(secret.get("cadata").map(Vec::as_slice), Some(ca));
+    secret
+}
+
+/// cloudcoresecret's `cloudcoredata` is the server certificate `cloudcore`
+/// serves; returns the whole Secret.
+async fn server_secret_holds(
+    client: &kube::Client,
+    cloudcore: &cloudcore::Started,
+) -> BTreeMap<String, Vec<u8>> {
+    let secret = secret(client, "cloudcoresecret").await;
+    assert_eq!(
+        secret.get("cloudcoredata"),
+        cloudcore
+            .pki()
+            .server_chain()
+            .first()
+            .map(|c| c.to_vec())
+            .as_ref()
+    );
+    secret
+}
+
 /// The three Secrets hold what `cloudcore` serves: its CA (with a key),
 /// its server certificate (with a key) and its whole join token.
 async fn secrets_hold(client: &kube::Client, cloudcore: &cloudcore::Started) {
     let pki = cloudcore.pki();
-    let ca = secret(client, "casecret").await;
-    assert_eq!(
-        ca.get("cadata").map(Vec::as_slice),
-        Some(pki.ca_der().as_ref())
-    );
+    let ca = ca_secret_holds(client, pki.ca_der()).await;
     assert!(ca.get("cakeydata").is_some_and(|k| !k.is_empty()));
-    let server = secret(client, "cloudcoresecret").await;
-    assert_eq!(
-        server.get("cloudcoredata"),
-        pki.server_chain().first().map(|c| c.to_vec()).as_ref()
-    );
+    let server = server_secret_holds(client, cloudcore).await;
     assert!(server
         .get("cloudcorekeydata")
         .is_some_and(|k| !k.is_empty()));
@@ -94,11 +112,7 @@ async fn edge_joins(
     ));
     let (edge, edge_stop) = tests::link::start_connected_edge(edge_config.clone()).await;
     let served_ca = CertificateDer::from_pem_file(edge_dir.join("ca/rootCA.crt")).unwrap();
-    let ca = secret(client, "casecret").await;
-    assert_eq!(
-        ca.get("cadata").map(Vec::as_slice),
-        Some(served_ca.as_ref())
-    );
+    ca_secret_holds(client, &served_ca).await;
     edge_stop.cancel();
     edge.wait().await.unwrap();
     edge_config
@@ -161,11 +175,7 @@ async fn replicas_share_the_ca_server_certificate_and_token_through_secrets() {
     let (a, a_stop) = start(config_a).await;
     assert_eq!(a.pki().ca_der(), &before.0);
     assert_ne!(a.pki().server_chain(), served);
-    let server = secret(&a.kube_client(), "cloudcoresecret").await;
-    assert_eq!(
-        server.get("cloudcoredata"),
-        a.pki().server_chain().first().map(|c| c.to_vec()).as_ref()
-    );
+    server_secret_holds(&a.kube_client(), &a).await;
     stop(a, a_stop).await;
 }
 
@@ -183,19 +193,11 @@ async fn pki_files_of_an_older_data_directory_are_migrated_into_the_secrets() {
 
     let (a, a_stop) = start(config::cloud(dir.path(), 2)).await;
     assert_eq!(a.pki().ca_der(), old.ca_der());
-    let ca = secret(&a.kube_client(), "casecret").await;
-    assert_eq!(
-        ca.get("cadata").map(Vec::as_slice),
-        Some(old.ca_der().as_ref())
-    );
+    ca_secret_holds(&a.kube_client(), old.ca_der()).await;
     // The migrated server certificate is kept (its names still match) and
     // the Secret holds what is served.
     assert_eq!(a.pki().server_chain(), old.server_chain());
-    let server = secret(&a.kube_client(), "cloudcoresecret").await;
-    assert_eq!(
-        server.get("cloudcoredata"),
-        a.pki().server_chain().first().map(|c| c.to_vec()).as_ref()
-    );
+    server_secret_holds(&a.kube_client(), &a).await;
     stop(a, a_stop).await;
 }
 
