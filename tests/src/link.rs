@@ -50,13 +50,13 @@ impl Cloud {
         let shutdown = CancellationToken::new();
         let mut upstream = None;
         let mut twin_upstream = None;
-        let stand_in = !config.modules.device_controller.enable;
+        let device_stand_in = !config.modules.device_controller.enable;
         let edge_stand_in = !config.modules.edge_controller.enable;
         let started = cloudcore::start_with_ack_hook(config, shutdown.clone(), hook, |b| {
             if edge_stand_in {
                 upstream = Some(b.endpoint("edgecontroller", "edgecontroller"));
             }
-            if stand_in {
+            if device_stand_in {
                 twin_upstream = Some(b.endpoint("devicecontroller", "devicecontroller"));
             }
         })

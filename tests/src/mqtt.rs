@@ -1,7 +1,8 @@
 //! A real MQTT client for tests (rumqttc), standing in for a device or a
 //! KubeEdge mapper: connect, subscribe and wait for the SUBACK, publish,
 //! and take received messages by topic. Also `mosquitto_sub` as a second,
-//! independent client.
+//! independent client (`mosquitto_pub` is in
+//! `edgecore/tests/support/mosquitto.rs`, with the broker).
 
 use std::collections::VecDeque;
 use std::process::Stdio;
@@ -145,17 +146,8 @@ impl Client {
     /// Publishes `payload` on `topic` at QoS 1 and waits for the broker's
     /// PUBACK (the broker has taken the message).
     pub async fn publish(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.publish_with(topic, payload.into(), false).await;
-    }
-
-    /// Publishes a retained message on `topic` at QoS 1, acked.
-    pub async fn publish_retained(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.publish_with(topic, payload.into(), true).await;
-    }
-
-    async fn publish_with(&mut self, topic: &str, payload: Vec<u8>, retain: bool) {
         self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
             .expect("the client takes the publish");
         loop {
@@ -189,13 +181,6 @@ impl Client {
         }
     }
 
-    /// Whether a message arrives on `topic` within `wait`.
-    pub async fn receives_within(&mut self, topic: &str, wait: Duration) -> bool {
-        tokio::time::timeout(wait, self.received_raw(topic))
-            .await
-            .is_ok()
-    }
-
     /// Disconnects cleanly.
     pub async fn disconnect(self) {
         let _ = self.client.disconnect().await;
@@ -213,7 +198,7 @@ pub struct MosquittoSub {
 
 impl MosquittoSub {
     /// Subscribes on `127.0.0.1:port` at QoS 1 and waits for the SUBACK.
-    pub async fn start(port: u16, topic: &str, credentials: Option<(&str, &str)>) -> MosquittoSub {
+    pub async fn start(port: u16, topic: &str) -> MosquittoSub {
         // mosquitto_sub buffers a piped stdout; stdbuf makes it line by line.
         let mut cmd = tokio::process::Command::new("stdbuf");
         cmd.args([
@@ -233,9 +218,6 @@ impl MosquittoSub {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-        if let Some((user, password)) = credentials {
-            cmd.args(["-u", user, "-P", password]);
-        }
         let mut child = cmd
             .spawn()
             .expect("run mosquitto_sub (scripts/install-deps.sh installs mosquitto-clients)");
@@ -269,28 +251,4 @@ impl MosquittoSub {
         }
         panic!("mosquitto_sub ended without a message");
     }
-}
-
-/// `mosquitto_pub` of one QoS 1 message; panics if it fails.
-pub async fn mosquitto_pub(
-    port: u16,
-    topic: &str,
-    payload: &str,
-    credentials: Option<(&str, &str)>,
-) {
-    let mut cmd = tokio::process::Command::new("mosquitto_pub");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-        .args(["-t", topic, "-m", payload]);
-    if let Some((user, password)) = credentials {
-        cmd.args(["-u", user, "-P", password]);
-    }
-    let out = tokio::time::timeout(PATIENCE, cmd.output())
-        .await
-        .expect("mosquitto_pub finishes")
-        .expect("run mosquitto_pub");
-    assert!(
-        out.status.success(),
-        "mosquitto_pub failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -25,7 +25,7 @@ use proto::{Message, Operation};
 use serde_json::{json, Value};
 use tests::config;
 use tests::link::{start_connected_edge, Cloud};
-use tests::mqtt::{mosquitto_pub, Client, MosquittoSub, Options};
+use tests::mqtt::{Client, MosquittoSub, Options};
 use tests::proxy::{Mode, TcpProxy};
 use tokio_util::sync::CancellationToken;
 
@@ -156,7 +156,7 @@ async fn device_round_trip(external: Option<u16>) {
     assert_eq!(bound["added_devices"][0]["id"], "default/dev1");
 
     // The cloud sets a desired value: the mapper gets the delta (both clients).
-    let sub = MosquittoSub::start(s.port, &format!("{DEV1}/twin/update/delta"), None).await;
+    let sub = MosquittoSub::start(s.port, &format!("{DEV1}/twin/update/delta")).await;
     to_twin(
         &s.cloud,
         "device/default/dev1/twin/cloud_updated",
@@ -170,11 +170,11 @@ async fn device_round_trip(external: Option<u16>) {
     assert_eq!(seen["delta"]["power"], "on");
 
     // The mapper reports: answered, and the cloud gets edge_updated.
-    mosquitto_pub(
+    mosquitto::publish(
         s.port,
         &format!("{DEV1}/twin/update"),
-        r#"{"event_id":"r1","timestamp":1,"twin":{"power":{"actual":{"value":"on"}}}}"#,
-        None,
+        br#"{"event_id":"r1","timestamp":1,"twin":{"power":{"actual":{"value":"on"}}}}"#,
+        1,
     )
     .await;
     let result = m.received_on(&format!("{DEV1}/twin/update/result")).await;
@@ -343,14 +343,6 @@ async fn broker_credentials_and_acl_come_from_edgecore_yaml() {
     cloud.stop().await;
 }
 
-/// A free loopback port (bound, read, released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// edgecore as a process (`edge-probe`, the library wired as the binary
 /// wires it): the embedded broker's stores are opened once per process.
 struct EdgeProcess(std::process::Child);
@@ -405,7 +397,7 @@ async fn a_persistent_session_keeps_qos1_messages_across_an_edgecore_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::start(config::cloud(&dir.path().join("cloud"), 30)).await;
     let mut cfg = cloud.edge_config(&dir.path().join("edge"), cloud.addrs.websocket.unwrap());
-    let port = free_port();
+    let port = mosquitto::free_port();
     cfg.modules.event_bus.mqtt_server_internal = format!("tcp://127.0.0.1:{port}");
     let config_path = dir.path().join("edgecore.yaml");
     std::fs::write(&config_path, serde_norway::to_string(&cfg).unwrap()).unwrap();
