@@ -10,13 +10,14 @@
 //! - [`config`]: daemon configurations on loopback port 0 in temp dirs.
 //! - [`link`]: a cloud and edges in-process with stand-in modules.
 //! - [`kubectl`]: real kubectl against a loopback server.
-//! - [`mqtt`]: a real MQTT client (rumqttc) and mosquitto_sub/pub, as
+//! - [`mqtt`]: a real MQTT client (rumqttc) and mosquitto_sub, as
 //!   devices and mappers.
 //! - [`kube`]: a real kube-apiserver 1.20 with etcd on loopback (built by
 //!   `scripts/kube-apiserver.sh`), or a developer's cluster.
 //! - [`proxy`]: loopback TCP/UDP proxies that drop or blackhole the link.
 //! - [`Daemon`]: an in-process daemon (`cloudcore::run` / `edgecore::run`)
 //!   with its shutdown token and join handle.
+//! - [`quantile`]: a latency percentile, for the benchmark binaries.
 
 pub mod cluster;
 pub mod config;
@@ -55,6 +56,14 @@ where
     }
 }
 
+/// The `q` quantile (0.0 to 1.0) of `sorted` (ascending), by nearest rank;
+/// `None` when there are no samples.
+pub fn quantile(sorted: &[Duration], q: f64) -> Option<Duration> {
+    let last = sorted.len().checked_sub(1)?;
+    let rank = (last as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    sorted.get(rank).copied()
+}
+
 /// A daemon running in this process.
 pub struct Daemon<E> {
     shutdown: CancellationToken,
@@ -86,5 +95,22 @@ impl<E: Send + 'static> Daemon<E> {
             Ok(Err(join)) => panic!("daemon task failed: {join}"),
             Err(_) => panic!("daemon did not stop within {grace:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod quantile_tests {
+    use super::quantile;
+    use std::time::Duration;
+
+    #[test]
+    fn nearest_rank_of_sorted_samples() {
+        let ms: Vec<Duration> = (1..=10).map(Duration::from_millis).collect();
+        let at = |q| quantile(&ms, q).map(|d| d.as_millis());
+        assert_eq!(at(0.0), Some(1));
+        assert_eq!(at(0.5), Some(6), "rank 4.5 rounds up");
+        assert_eq!(at(0.99), Some(10));
+        assert_eq!(at(1.0), Some(10));
+        assert_eq!(quantile(&[], 0.5), None);
     }
 }
