@@ -260,11 +260,11 @@ fn too_large(url: &str) -> CallError {
 /// The reply to the cloud for `request`: the app's answer, or an error in
 /// the same shape.
 pub(crate) fn reply(request: &Message, outcome: &Result<CloudResponse, CallError>) -> Message {
-    let response = match outcome {
-        Ok(response) => response.clone(),
-        Err(err) => error_response(err),
+    let content = match outcome {
+        Ok(response) => response.to_content(),
+        Err(err) => error_response(err).to_content(),
     };
-    let mut reply = request.reply(response.to_content());
+    let mut reply = request.reply(content);
     reply.route.source = edge::SERVICEBUS.to_owned();
     reply.route.group = group::USER.to_owned();
     reply.route.operation = Operation::Upload;

@@ -105,7 +105,8 @@ pub struct ServiceBus {
 impl std::fmt::Debug for ServiceBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceBus")
-            .field("addr", &self.addr())
+            .field("host", &self.host)
+            .field("port", &self.port)
             .field("local_addr", &self.local_addr())
             .field("db_path", &self.db_path)
             .field("timeout", &self.timeout)
@@ -170,27 +171,33 @@ impl ServiceBus {
     /// Calling it again returns the same address. Without it the module
     /// binds when it starts.
     pub fn bind(&mut self) -> Result<SocketAddr> {
-        let bind_error = |source| ServiceBusError::Bind {
-            addr: self.addr(),
-            source,
-        };
-        if let Some(listener) = &self.listener {
-            return listener.local_addr().map_err(bind_error);
-        }
-        let listener = TcpListener::bind((self.host.as_str(), self.port)).map_err(bind_error)?;
-        let addr = listener.local_addr().map_err(bind_error)?;
-        self.listener = Some(listener);
-        tracing::info!(%addr, "ServiceBus listening for local apps");
-        Ok(addr)
+        let addr = self.listener()?.local_addr();
+        addr.map_err(|source| self.bind_error(source))
     }
 
-    /// The configured address, for messages.
-    fn addr(&self) -> String {
-        if self.host.contains(':') {
+    /// The listener, bound on first use.
+    fn listener(&mut self) -> Result<&TcpListener> {
+        let listener = match self.listener.take() {
+            Some(listener) => listener,
+            None => {
+                let listener = TcpListener::bind((self.host.as_str(), self.port))
+                    .map_err(|source| self.bind_error(source))?;
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(%addr, "ServiceBus listening for local apps");
+                }
+                listener
+            }
+        };
+        Ok(self.listener.insert(listener))
+    }
+
+    fn bind_error(&self, source: std::io::Error) -> ServiceBusError {
+        let addr = if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
-        }
+        };
+        ServiceBusError::Bind { addr, source }
     }
 
     /// The listener's address, once bound.
@@ -200,19 +207,8 @@ impl ServiceBus {
 
     /// The listener for this run (the same socket on every run).
     fn run_listener(&mut self) -> Result<TcpListener> {
-        self.bind()?;
-        let listener = self.listener.as_ref().map(TcpListener::try_clone);
-        match listener {
-            Some(Ok(listener)) => Ok(listener),
-            Some(Err(source)) => Err(ServiceBusError::Bind {
-                addr: self.addr(),
-                source,
-            }),
-            None => Err(ServiceBusError::Bind {
-                addr: self.addr(),
-                source: std::io::Error::other("no listener"),
-            }),
-        }
+        let listener = self.listener()?.try_clone();
+        listener.map_err(|source| self.bind_error(source))
     }
 
     async fn database(&mut self) -> Result<tokio_rusqlite::Connection> {
@@ -361,7 +357,9 @@ impl Worker {
             Err(err) => Err(err),
         };
         let reply = call::reply(&msg, &outcome);
-        let code = reply.content["status_code"].as_u64().unwrap_or(0);
+        let code = outcome
+            .as_ref()
+            .map_or_else(CallError::status, |response| response.status_code);
         match &outcome {
             Ok(response) => {
                 self.metrics
@@ -381,8 +379,7 @@ impl Worker {
                 "cloud request to a local app failed"
             ),
         }
-        self.metrics
-            .request(CLOUD_TO_EDGE, u16::try_from(code).unwrap_or(0));
+        self.metrics.request(CLOUD_TO_EDGE, code);
         self.send_up(reply).await;
     }
 
