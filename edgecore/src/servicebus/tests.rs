@@ -289,17 +289,19 @@ async fn failures_become_error_replies() {
     assert_eq!(*reply.operation(), Operation::Error);
     assert!(reply.content.as_str().unwrap().contains("insert"));
 
-    // EdgeHub's connection broadcast to the group is not answered.
+    // EdgeHub's connection broadcast to the group is not answered: the
+    // next message up answers the bad start sent after it.
     h.send(proto::modules::connection_message("bus", true))
         .await;
-    h.send(target_change(Operation::Start, "", Value::Null))
-        .await;
+    let bad_start = target_change(Operation::Start, "", Value::Null);
+    h.send(bad_start.clone()).await;
     let refused = h.next_up().await;
     assert_eq!(
-        *refused.operation(),
-        Operation::Error,
+        refused.parent_id(),
+        Some(bad_start.id()),
         "only the bad start answers"
     );
+    assert_eq!(*refused.operation(), Operation::Error);
     h.stop().await;
 }
 
