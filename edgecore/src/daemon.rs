@@ -245,12 +245,9 @@ async fn start_broker(config: &EdgeCoreConfig) -> Result<Option<broker::RunningB
     if !bus.enable || bus.mqtt_mode == 2 {
         return Ok(None);
     }
-    let address = &bus.mqtt_server_internal;
-    let listen = address
-        .split_once("://")
-        .map_or(address.as_str(), |(_, rest)| rest)
-        .parse::<SocketAddr>()
-        .map_err(|_| RunError::BrokerAddress(address.clone()))?;
+    let listen = bus
+        .internal_listen_addr()
+        .ok_or_else(|| RunError::BrokerAddress(bus.mqtt_server_internal.clone()))?;
     let data_dir = if bus.broker.data_dir.is_empty() {
         Path::new(&config.database.data_source)
             .parent()

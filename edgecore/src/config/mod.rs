@@ -169,6 +169,14 @@ impl EdgeCoreConfig {
         );
         let broker = &bus.broker;
         if bus.mqtt_mode != 2 {
+            c.check(
+                bus.internal_listen_addr().is_some(),
+                "modules.eventBus.mqttServerInternal",
+                format!(
+                    "{:?} must be tcp://<ip>:<port> for the embedded broker",
+                    bus.mqtt_server_internal
+                ),
+            );
             if !broker.websocket.is_empty() {
                 c.socket_addr(&broker.websocket, "modules.eventBus.broker.websocket");
             }
@@ -383,6 +391,23 @@ mod tests {
             text.contains("modules.nodeStatus.hostnameOverride"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_embedded_broker_needs_an_ip_and_port() {
+        let err = parse::<EdgeCoreConfig>(
+            "modules: {eventBus: {mqttServerInternal: 'tcp://localhost:1884'}}",
+        )
+        .unwrap_err();
+        let ConfigError::Invalid(items) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(items[0].key, "modules.eventBus.mqttServerInternal");
+        // With an external broker only, the address is not used.
+        parse::<EdgeCoreConfig>(
+            "modules: {eventBus: {mqttMode: 2, mqttServerInternal: 'tcp://localhost:1884'}}",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Where Apiary's default differs from KubeEdge's it says so on the field.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
@@ -201,6 +202,19 @@ impl Default for EventBus {
             event_bus_tls: EventBusTls::default(),
             broker: Broker::default(),
         }
+    }
+}
+
+impl EventBus {
+    /// Where the embedded broker listens: `mqttServerInternal` without its
+    /// scheme, which must be `<ip>:<port>`; `None` if it is not.
+    pub fn internal_listen_addr(&self) -> Option<SocketAddr> {
+        let address = &self.mqtt_server_internal;
+        address
+            .split_once("://")
+            .map_or(address.as_str(), |(_, rest)| rest)
+            .parse()
+            .ok()
     }
 }
 
