@@ -34,20 +34,23 @@ impl TopicStore {
 
     /// Adds `topics` (present ones are kept).
     pub(crate) async fn add(&self, topics: Vec<String>) -> Result<(), DbError> {
-        db::write(&self.conn, move |tx| {
-            let mut stmt = tx.prepare("INSERT OR IGNORE INTO sub_topics (topic) VALUES (?1)")?;
-            for topic in &topics {
-                stmt.execute([topic])?;
-            }
-            Ok(())
-        })
+        self.each(
+            "INSERT OR IGNORE INTO sub_topics (topic) VALUES (?1)",
+            topics,
+        )
         .await
     }
 
     /// Removes `topics` (absent ones are ignored).
     pub(crate) async fn remove(&self, topics: Vec<String>) -> Result<(), DbError> {
+        self.each("DELETE FROM sub_topics WHERE topic = ?1", topics)
+            .await
+    }
+
+    /// Runs `sql` once per topic, in one transaction.
+    async fn each(&self, sql: &'static str, topics: Vec<String>) -> Result<(), DbError> {
         db::write(&self.conn, move |tx| {
-            let mut stmt = tx.prepare("DELETE FROM sub_topics WHERE topic = ?1")?;
+            let mut stmt = tx.prepare(sql)?;
             for topic in &topics {
                 stmt.execute([topic])?;
             }
