@@ -77,6 +77,14 @@ impl Edge {
         }
     }
 
+    /// Starts as [`start`](Self::start) and returns once EventBus's own
+    /// subscriptions are in place on the broker at `port`.
+    async fn ready(settings: EventBusSettings, db: &str, port: u16) -> Edge {
+        let mut edge = Edge::start(settings, db);
+        edge.until_subscribed(port, PROBE_TOPIC, Side::Twin).await;
+        edge
+    }
+
     async fn stop(self) {
         self.cancel.cancel();
         self.hive.shutdown(Duration::from_secs(5)).await.unwrap();
@@ -245,9 +253,12 @@ async fn device_messages_reach_the_twin_and_the_cloud() {
         mqtt_server_external: format!("tcp://127.0.0.1:{}", broker.port()),
         ..EventBusConfig::default()
     };
-    let mut edge = Edge::start(fast(EventBusSettings::external(&config).unwrap()), &db);
-    edge.until_subscribed(broker.port(), PROBE_TOPIC, Side::Twin)
-        .await;
+    let mut edge = Edge::ready(
+        fast(EventBusSettings::external(&config).unwrap()),
+        &db,
+        broker.port(),
+    )
+    .await;
     edge.until_metric("eventbus_connected", 1.0).await;
 
     publish(
@@ -307,9 +318,7 @@ async fn device_messages_reach_the_twin_and_the_cloud() {
 async fn bus_messages_are_published_and_results_do_not_loop_back() {
     let broker = Mosquitto::start().await;
     let (_dir, db) = temp_db();
-    let mut edge = Edge::start(settings(broker.port()), &db);
-    edge.until_subscribed(broker.port(), PROBE_TOPIC, Side::Twin)
-        .await;
+    let mut edge = Edge::ready(settings(broker.port()), &db, broker.port()).await;
     let mut device = Device::listen(broker.port(), "device", false, "#").await;
     let mut auth = Device::listen(broker.port(), "auth", false, "$hw/events/node/#").await;
     let mut results = Device::listen(broker.port(), "results", false, "$hw/events/device/#").await;
@@ -506,9 +515,7 @@ async fn publishes_a_restarted_broker_lost_are_sent_again() {
 async fn device_messages_wait_in_the_broker_while_edgecore_is_down() {
     let broker = Mosquitto::start().await;
     let (_dir, db) = temp_db();
-    let mut edge = Edge::start(settings(broker.port()), &db);
-    edge.until_subscribed(broker.port(), PROBE_TOPIC, Side::Twin)
-        .await;
+    let edge = Edge::ready(settings(broker.port()), &db, broker.port()).await;
     edge.stop().await;
 
     // QoS 1 while EventBus is stopped: the broker keeps it for the session.
@@ -526,9 +533,7 @@ async fn bad_and_oversized_input_is_dropped_and_counted() {
     let (_dir, db) = temp_db();
     let mut s = settings(broker.port());
     s.max_payload = 1024;
-    let mut edge = Edge::start(s, &db);
-    edge.until_subscribed(broker.port(), PROBE_TOPIC, Side::Twin)
-        .await;
+    let mut edge = Edge::ready(s, &db, broker.port()).await;
 
     // From devices: binary on a twin topic, a payload over the cap (read,
     // dropped, acked) and one too large to read (the session is reset).
@@ -646,9 +651,12 @@ async fn eventbus_tls_with_a_client_certificate() {
     config.event_bus_tls.tls_mqtt_ca_file = ca;
     config.event_bus_tls.tls_mqtt_cert_file = client_cert;
     config.event_bus_tls.tls_mqtt_private_key_file = client_key;
-    let mut edge = Edge::start(fast(EventBusSettings::external(&config).unwrap()), &db);
-    edge.until_subscribed(broker.port(), PROBE_TOPIC, Side::Twin)
-        .await;
+    let mut edge = Edge::ready(
+        fast(EventBusSettings::external(&config).unwrap()),
+        &db,
+        broker.port(),
+    )
+    .await;
     publish(broker.port(), TWIN_TOPIC, b"{}", 1).await;
     assert_eq!(edge.next(Side::Twin).await.route.resource, TWIN_TOPIC);
     edge.stop().await;
@@ -691,8 +699,7 @@ async fn the_embedded_broker_serves_eventbus_and_keeps_its_session() {
     let with = |endpoint| fast(EventBusSettings::with_endpoint(&config, endpoint).unwrap());
     let (_db_dir, db) = temp_db();
 
-    let mut edge = Edge::start(with(endpoint.clone()), &db);
-    edge.until_subscribed(port, PROBE_TOPIC, Side::Twin).await;
+    let edge = Edge::ready(with(endpoint.clone()), &db, port).await;
     let mut device = Device::listen(port, "lamp", false, "lamp/#").await;
     edge.request(from_cloud(Operation::Publish, "lamp/set", json!("on")))
         .await;
