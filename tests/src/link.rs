@@ -309,8 +309,17 @@ pub fn metric(text: &str, metric: &str, labels: &str) -> Option<f64> {
 pub async fn start_connected_edge(
     config: edgecore::EdgeCoreConfig,
 ) -> (edgecore::Started, CancellationToken) {
+    start_connected_edge_with(config, |_| {}).await
+}
+
+/// [`start_connected_edge`], with `customize` adding endpoints or modules
+/// to the edge's beehive (as `edgecore::start` takes it).
+pub async fn start_connected_edge_with(
+    config: edgecore::EdgeCoreConfig,
+    customize: impl FnOnce(&mut beehive::BeehiveBuilder),
+) -> (edgecore::Started, CancellationToken) {
     let shutdown = CancellationToken::new();
-    let edge = edgecore::start(config, shutdown.clone(), |_| {})
+    let edge = edgecore::start(config, shutdown.clone(), customize)
         .await
         .expect("edgecore starts");
     let mut connected = edge.hub().expect("edgehub enabled").connected();

@@ -25,9 +25,8 @@ use proto::{Message, Operation};
 use serde_json::{json, Value};
 use tests::config::{self, Via};
 use tests::eventually;
-use tests::link::{metric, Cloud};
+use tests::link::{metric, start_connected_edge_with, Cloud};
 use tokio::sync::{mpsc, Mutex};
-use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 /// How long one message may take to be refused or delivered.
@@ -237,18 +236,11 @@ async fn a_node_reads_and_writes_only_its_own_objects() {
         Via::WebSocket,
         1,
     ));
-    let shutdown = CancellationToken::new();
     let mut twin_replies = None;
-    let edge = edgecore::start(edge_cfg, shutdown.clone(), |b| {
+    let (edge, shutdown) = start_connected_edge_with(edge_cfg, |b| {
         twin_replies = Some(b.endpoint("twin", "twin"));
     })
-    .await
-    .unwrap();
-    let mut connected = edge.hub().unwrap().connected();
-    tokio::time::timeout(PATIENCE, connected.wait_for(|up| *up))
-        .await
-        .unwrap()
-        .unwrap();
+    .await;
     let probe = Arc::new(Probe {
         bus: edge.bus(),
         twin_replies: Mutex::new(twin_replies.unwrap()),
