@@ -5,9 +5,13 @@
 //! Status writes are read-modify-write through the status subresource
 //! with the object's resourceVersion, retried on conflict, so a report and
 //! a readiness change never overwrite each other; whether the node is
-//! connected is read inside each attempt.
+//! connected is read inside each attempt. The first attempt starts from
+//! the reflector's copy ([`Scope`]) instead of a GET; a stale copy costs a
+//! conflict and a fresh read, and "nothing to write" is only ever decided
+//! on a fresh read.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::authentication::v1::TokenRequest;
@@ -23,7 +27,7 @@ use super::error::{EdgeControllerError, Result};
 use super::status;
 use super::upstream::{PodStatusReport, Queried, Request, Upstream};
 use crate::cloudhub::NodeLinks;
-use crate::scope::EDGE_NODE_LABEL;
+use crate::scope::{Scope, EDGE_NODE_LABEL};
 
 /// Attempts of a read-modify-write before giving up on conflicts.
 const ATTEMPTS: u32 = 5;
@@ -43,6 +47,8 @@ pub(crate) enum Done {
 pub(crate) struct KubeSide {
     pub(crate) client: kube::Client,
     pub(crate) links: NodeLinks,
+    /// The reflectors: the first read of a status read-modify-write.
+    pub(crate) scope: Scope,
 }
 
 impl KubeSide {
@@ -153,7 +159,8 @@ impl KubeSide {
     /// Writes a status report of `name` that came over `sender`'s session.
     async fn node_status(&self, sender: &str, name: &str, reported: NodeStatus) -> Result<Value> {
         let api: Api<Node> = Api::all(self.client.clone());
-        let written = replace_status(&api, name, "replace node status", |node| {
+        let cached = self.scope.node(name);
+        let written = replace_status(&api, name, "replace node status", cached, |node| {
             let connected = self.links.is_connected(sender);
             node.status = Some(status::merged(
                 node.status.as_ref(),
@@ -172,7 +179,8 @@ impl KubeSide {
     pub(crate) async fn mark_unknown(&self, name: &str) -> Result<bool> {
         let api: Api<Node> = Api::all(self.client.clone());
         let mut wrote = false;
-        replace_status(&api, name, "mark node unknown", |node| {
+        let cached = self.scope.node(name);
+        replace_status(&api, name, "mark node unknown", cached, |node| {
             wrote = !self.links.is_connected(name)
                 && status::mark_unknown(
                     node.status.get_or_insert_with(Default::default),
@@ -229,7 +237,8 @@ impl KubeSide {
         let mut last = Done::Ignored;
         for report in reports {
             let mut other = false;
-            let written = replace_status(&api, &report.name, "replace pod status", |pod| {
+            let cached = self.scope.pod(ns, &report.name);
+            let written = replace_status(&api, &report.name, "replace pod status", cached, |pod| {
                 other = report
                     .uid
                     .as_ref()
@@ -305,22 +314,36 @@ impl KubeSide {
     }
 }
 
-/// Reads `name` through the status subresource's owner, applies `change`
-/// and writes the status back with the read resourceVersion; again on a
-/// conflict. `change` returning false means nothing to write.
+/// Applies `change` to `name` and writes the status back with the
+/// resourceVersion it was read at; again on a conflict. The first attempt
+/// starts from `cached` (the reflector's copy), the others from a GET.
+/// `change` returning false means nothing to write, trusted only of a
+/// fresh read (a stale copy may say so wrongly).
 async fn replace_status<K>(
     api: &Api<K>,
     name: &str,
     call: &'static str,
+    mut cached: Option<Arc<K>>,
     mut change: impl FnMut(&mut K) -> bool,
 ) -> Result<K>
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
-    for _ in 0..ATTEMPTS {
-        let mut object = api.get(name).await.map_err(kube(call, name))?;
+    let mut reads = 0;
+    loop {
+        let (mut object, fresh) = match cached.take() {
+            Some(copy) => (K::clone(&copy), false),
+            None if reads == ATTEMPTS => return Err(conflict(call, name.to_owned())),
+            None => {
+                reads += 1;
+                (api.get(name).await.map_err(kube(call, name))?, true)
+            }
+        };
         if !change(&mut object) {
-            return Ok(object);
+            if fresh {
+                return Ok(object);
+            }
+            continue;
         }
         match api
             .replace_status(name, &PostParams::default(), &object)
@@ -331,7 +354,6 @@ where
             Err(err) => return Err(kube(call, name)(err)),
         }
     }
-    Err(conflict(call, name.to_owned()))
 }
 
 /// `name` from `api`, as JSON.

@@ -149,6 +149,7 @@ impl Module for EdgeController {
             kube: KubeSide {
                 client: self.client.clone(),
                 links: self.links.clone(),
+                scope: scope.clone(),
             },
             scope: scope.clone(),
             links: self.links.clone(),
