@@ -163,11 +163,11 @@ fn request(
         (ResourceKind::Node, Update) => named(|m| Ok(Request::UpdateNode(content(m)?))),
         (ResourceKind::Node, Query) => named(|_| Ok(Request::QueryNode)),
         (ResourceKind::NodeStatus, Insert | Update) => named(node_status),
-        (ResourceKind::NodePatch, Patch | Update) => named(|m| Ok(Request::NodePatch(patch(m)?))),
+        (ResourceKind::NodePatch, Patch | Update) => named(|m| Ok(Request::NodePatch(object(m)?))),
         (ResourceKind::Lease, Insert | Update) => named(|m| Ok(Request::Lease(content(m)?))),
         (ResourceKind::Lease, Query) => named(|_| Ok(Request::QueryLease)),
         (ResourceKind::PodStatus, Insert | Update) => pod_statuses(msg, name),
-        (ResourceKind::PodPatch, Patch | Update) => named(|m| Ok(Request::PodPatch(patch(m)?))),
+        (ResourceKind::PodPatch, Patch | Update) => named(|m| Ok(Request::PodPatch(object(m)?))),
         (ResourceKind::Event, Insert | Update | Patch) => Ok(Request::Event {
             operation: op.clone(),
             event: object(msg)?,
@@ -184,7 +184,7 @@ fn request(
 /// `{"UID", "Status"}` (KubeEdge's `NodeStatusRequest`), or a bare status.
 fn node_status(msg: &Message) -> Result<Request> {
     let content = object(msg)?;
-    let status = content.get("Status").unwrap_or(&content).clone();
+    let status = content.get("Status").unwrap_or(&content);
     Ok(Request::NodeStatus(decode(msg, status)?))
 }
 
@@ -198,7 +198,7 @@ fn pod_statuses(msg: &Message, name: Option<&str>) -> Result<Request> {
             .or(name)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| malformed(msg, "a pod status names no pod"))?;
-        let status = item.get("Status").unwrap_or(item).clone();
+        let status = item.get("Status").unwrap_or(item);
         Ok(PodStatusReport {
             name: name.to_owned(),
             uid: item
@@ -218,7 +218,8 @@ fn pod_statuses(msg: &Message, name: Option<&str>) -> Result<Request> {
     Ok(Request::PodStatus(reports))
 }
 
-/// The content as a JSON object (decoding JSON text).
+/// The content as a JSON object (decoding JSON text, as KubeEdge sends
+/// patches).
 fn object(msg: &Message) -> Result<Value> {
     let content = msg.content_json();
     if content.is_object() {
@@ -228,17 +229,13 @@ fn object(msg: &Message) -> Result<Value> {
     }
 }
 
-/// A patch: a JSON object (KubeEdge sends it as JSON text).
-fn patch(msg: &Message) -> Result<Value> {
-    object(msg)
-}
-
 fn content<T: DeserializeOwned>(msg: &Message) -> Result<Box<T>> {
-    decode(msg, object(msg)?)
+    decode(msg, &object(msg)?)
 }
 
-fn decode<T: DeserializeOwned>(msg: &Message, value: Value) -> Result<Box<T>> {
-    serde_json::from_value(value)
+/// `value` read as a `T`, without copying it first.
+fn decode<T: DeserializeOwned>(msg: &Message, value: &Value) -> Result<Box<T>> {
+    T::deserialize(value)
         .map(Box::new)
         .map_err(|err| malformed(msg, &err.to_string()))
 }
