@@ -97,6 +97,9 @@ struct Entry {
 pub(crate) struct Ledger {
     sent: HashMap<ObjectId, Entry>,
     by_node: HashMap<String, BTreeSet<ObjectId>>,
+    /// (object, node) pairs in `sent`, kept as they come and go (read
+    /// after every change for the `sent_objects` gauge).
+    pairs: usize,
 }
 
 impl Ledger {
@@ -120,7 +123,7 @@ impl Ledger {
 
     /// How many (object, node) pairs are recorded.
     pub(crate) fn len(&self) -> usize {
-        self.sent.values().map(|e| e.nodes.len()).sum()
+        self.pairs
     }
 
     /// Remembers `object` as it was deleted, so the deletes it causes carry
@@ -254,7 +257,13 @@ impl Ledger {
 
     fn record(&mut self, node: &str, id: &ObjectId, object: &Arc<EdgeObject>) {
         let entry = self.sent.entry(id.clone()).or_default();
-        entry.nodes.insert(node.to_owned(), object.clone());
+        if entry
+            .nodes
+            .insert(node.to_owned(), object.clone())
+            .is_none()
+        {
+            self.pairs += 1;
+        }
         if entry.last.as_ref().is_some_and(|l| l.uid != object.uid) {
             entry.last = None;
         }
@@ -266,7 +275,9 @@ impl Ledger {
 
     fn forget(&mut self, node: &str, id: &ObjectId) {
         if let Some(entry) = self.sent.get_mut(id) {
-            entry.nodes.remove(node);
+            if entry.nodes.remove(node).is_some() {
+                self.pairs -= 1;
+            }
             if entry.nodes.is_empty() {
                 self.sent.remove(id);
             }
