@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use crate::scope::{pod_node, Scope};
+use crate::scope::{pod_configmaps, pod_node, pod_secrets, Scope};
 
 /// The service account a pod runs as when its spec names none.
 pub(crate) const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -62,19 +62,17 @@ impl View for Scope {
     }
 
     fn configmap_used(&self, node: &str, namespace: &str, name: &str) -> bool {
-        self.configmaps_for(node)
-            .contains(&(namespace.to_owned(), name.to_owned()))
+        a_pod_on(self, node, namespace, |pod| {
+            pod_configmaps(pod).contains(name)
+        })
     }
 
     fn secret_used(&self, node: &str, namespace: &str, name: &str) -> bool {
-        self.secrets_for(node)
-            .contains(&(namespace.to_owned(), name.to_owned()))
+        a_pod_on(self, node, namespace, |pod| pod_secrets(pod).contains(name))
     }
 
     fn service_account_used(&self, node: &str, namespace: &str, name: &str) -> bool {
-        self.pods_on(node).iter().any(|pod| {
-            pod.namespace().as_deref() == Some(namespace) && service_account(pod) == name
-        })
+        a_pod_on(self, node, namespace, |pod| service_account(pod) == name)
     }
 
     fn device_node(&self, namespace: &str, name: &str) -> Option<String> {
@@ -82,4 +80,13 @@ impl View for Scope {
             .into_iter()
             .next()
     }
+}
+
+/// Whether a pod bound to `node` in `namespace` satisfies `test`: one pass
+/// over the node's pods, nothing collected (asked per upstream query).
+fn a_pod_on(scope: &Scope, node: &str, namespace: &str, test: impl Fn(&Pod) -> bool) -> bool {
+    scope
+        .pods_on(node)
+        .iter()
+        .any(|pod| pod.metadata.namespace.as_deref().unwrap_or_default() == namespace && test(pod))
 }
