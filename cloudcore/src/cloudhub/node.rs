@@ -190,8 +190,7 @@ impl NodeTask {
             self.update_depth();
         }
         if self.session.take().is_some() {
-            self.metrics.node_connected(false);
-            self.links.set(&self.node, false);
+            self.mark_connected(false);
         }
         self.metrics.queue_depth_changed(-signed(self.depth));
     }
@@ -267,7 +266,7 @@ impl NodeTask {
                     "a new connection replaces the node's session");
                 old.cancel.cancel();
             }
-            None => self.metrics.node_connected(true),
+            None => self.mark_connected(true),
         }
         if self.ever_connected {
             self.metrics.reconnect();
@@ -275,15 +274,20 @@ impl NodeTask {
         self.ever_connected = true;
         self.queue.disconnected();
         self.session = Some(link);
-        self.links.set(&self.node, true);
+    }
+
+    /// The node gained its session or lost its only one: the gauge and the
+    /// controllers' [`NodeLinks`] follow.
+    fn mark_connected(&self, up: bool) {
+        self.metrics.node_connected(up);
+        self.links.set(&self.node, up);
     }
 
     /// The current session is gone: what was in flight is pending again.
     fn lost_session(&mut self) {
         if let Some(old) = self.session.take() {
             old.cancel.cancel();
-            self.metrics.node_connected(false);
-            self.links.set(&self.node, false);
+            self.mark_connected(false);
         }
         self.queue.disconnected();
     }
@@ -299,8 +303,7 @@ impl NodeTask {
         // The writer closes after what it holds; the session counts as gone.
         if let Some(old) = self.session.take() {
             drop(old.writer);
-            self.metrics.node_connected(false);
-            self.links.set(&self.node, false);
+            self.mark_connected(false);
         }
         self.queue.disconnected();
     }
