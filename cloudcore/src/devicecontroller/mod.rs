@@ -1,18 +1,20 @@
 //! DeviceController: Devices and DeviceModels in the Kubernetes API ⇄
 //! DeviceTwin and MetaManager on edge nodes (reference §5, §7).
 //!
-//! One task owns the state: a kube-rs reflector over Devices (all
-//! namespaces), what was last sent per device, the twins' edge versions,
-//! and the DeviceModels each node was sent. Device watch events become
+//! One task owns the state: what was last sent per device, the twins'
+//! edge versions, and the DeviceModels each node was sent. It reads the
+//! shared [`Scope`]'s Device and DeviceModel reflectors and follows their
+//! change broadcast (no watch of its own). Device changes become
 //! membership, `twin/cloud_updated` (new, changed, cleared and deleted
 //! desired values), attribute (`device/<id>/updated`) and Device object
-//! messages to CloudHub (`downstream.rs`, `attributes.rs`); the models
-//! the devices reference follow from the shared [`Scope`]'s DeviceModel
-//! reflector and its change broadcast (`models.rs`). `edge_updated` and
+//! messages to CloudHub (`downstream.rs`, `attributes.rs`); the models the
+//! devices reference follow (`models.rs`). A relist, a lagging receiver
+//! and the start compare every Device in the store with what was sent
+//! (devices sent but gone count as deleted). `edge_updated` and
 //! `state/update` from the edges become merge patches of `Device.status`
 //! through the status subresource (`upstream.rs`); a property removed from
 //! the spec leaves `status.twins` too. The edges' `membership/detail`
-//! requests are answered from the reflector.
+//! requests are answered from the Device reflector.
 //!
 //! # Layout
 //!
@@ -31,21 +33,17 @@ mod models;
 mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::pin::pin;
 
 use async_trait::async_trait;
 use beehive::{Bus, Module, ModuleContext, ModuleError};
 use crds::Device;
-use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::Api;
 use prometheus_client::registry::Registry;
 use proto::modules::cloud;
 use proto::twin::{StateResult, TwinResult};
 use proto::Message;
+use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use crate::scope::{Change, ChangeKind, EdgeKind, EdgeObject, Scope};
@@ -70,7 +68,7 @@ impl std::fmt::Debug for DeviceController {
 
 impl DeviceController {
     /// A controller using `client` and the shared reflectors of `scope`
-    /// (for DeviceModels), its metrics registered in `registry`.
+    /// (for Devices and DeviceModels), its metrics registered in `registry`.
     pub fn new(client: kube::Client, scope: Scope, registry: &mut Registry) -> Self {
         DeviceController {
             client,
@@ -85,15 +83,11 @@ struct State {
     client: kube::Client,
     bus: Bus,
     metrics: Metrics,
-    store: Store<Device>,
     scope: Scope,
     seen: HashMap<String, Seen>,
     /// Per node, the DeviceModels sent to it, as sent.
     models: HashMap<String, BTreeMap<ModelKey, EdgeObject>>,
     edge: EdgeVersions,
-    /// Devices listed since the last `Init` (to find deletions missed while
-    /// the watch was down).
-    relisted: HashSet<String>,
 }
 
 #[async_trait]
@@ -108,37 +102,24 @@ impl Module for DeviceController {
 
     async fn run(&mut self, ctx: &mut ModuleContext) -> std::result::Result<(), ModuleError> {
         let cancel = ctx.cancellation_token().clone();
-        // Subscribed before the first device is handled: a model listed
-        // after that arrives as a change, one listed before is in the store.
+        // Subscribed before the stores are first read: what changed before
+        // is in them (or a relist still to come reports it), what changes
+        // after arrives as a change.
         let mut changes = Some(self.scope.subscribe());
-        let (store, writer) = reflector::store();
-        let api: Api<Device> = Api::all(self.client.clone());
-        let mut events = pin!(watcher(api, watcher::Config::default())
-            .default_backoff()
-            .reflect(writer));
         let mut state = State {
             client: self.client.clone(),
             bus: ctx.bus().clone(),
             metrics: self.metrics.clone(),
-            store,
             scope: self.scope.clone(),
             seen: HashMap::new(),
             models: HashMap::new(),
             edge: EdgeVersions::new(),
-            relisted: HashSet::new(),
         };
+        state.reconcile().await;
         loop {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Ok(()),
-                event = events.next() => match event {
-                    Some(Ok(event)) => state.on_event(event).await,
-                    Some(Err(err)) => {
-                        state.metrics.error("watch");
-                        tracing::warn!(error = %err, "device watch failed; retrying");
-                    }
-                    None => return Ok(()),
-                },
                 msg = ctx.mailbox().recv() => match msg {
                     Some(msg) => state.on_upstream(msg).await,
                     None => return Ok(()),
@@ -150,7 +131,10 @@ impl Module for DeviceController {
 }
 
 /// The next change of the shared reflectors; never completes once the
-/// broadcast is closed.
+/// broadcast is closed. After `Lagged` the changes still queued are
+/// skipped: each is in the stores already (or a relist still to come
+/// reports it), and the caller reconciles from the stores, so replaying
+/// them would only send older states again.
 async fn next_change(
     changes: &mut Option<broadcast::Receiver<Change>>,
 ) -> std::result::Result<Change, broadcast::error::RecvError> {
@@ -158,43 +142,54 @@ async fn next_change(
         return std::future::pending().await;
     };
     let change = rx.recv().await;
-    if matches!(change, Err(broadcast::error::RecvError::Closed)) {
-        *changes = None;
+    match change {
+        Err(broadcast::error::RecvError::Closed) => *changes = None,
+        Err(broadcast::error::RecvError::Lagged(_)) => *rx = rx.resubscribe(),
+        Ok(_) => {}
     }
     change
 }
 
-fn watcher(
-    api: Api<Device>,
-    config: watcher::Config,
-) -> impl futures::Stream<Item = std::result::Result<Event<Device>, watcher::Error>> {
-    kube::runtime::watcher(api, config)
-}
-
 impl State {
-    async fn on_event(&mut self, event: Event<Device>) {
-        match event {
-            Event::Init => self.relisted.clear(),
-            Event::InitApply(device) => {
-                self.relisted.insert(downstream::device_id(&device));
-                self.changed(&device, false).await;
+    /// Every Device in the store as it is now, every device sent before and
+    /// gone from the store as deleted (its deletion was missed), and every
+    /// node's DeviceModels.
+    async fn reconcile(&mut self) {
+        let devices = self.scope.devices();
+        let listed: HashSet<String> = devices.iter().map(|d| downstream::device_id(d)).collect();
+        for device in &devices {
+            self.changed(device, false).await;
+        }
+        let gone: Vec<String> = self
+            .seen
+            .keys()
+            .filter(|id| !listed.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            let (namespace, name) = id.split_once('/').unwrap_or(("default", &id));
+            let mut device = Device::new(name, crds::DeviceSpec::default());
+            device.metadata.namespace = Some(namespace.to_owned());
+            self.changed(&device, true).await;
+        }
+        for node in self.model_nodes(None) {
+            self.sync_models(&node).await;
+        }
+    }
+
+    /// A Device change of the shared reflectors.
+    async fn on_device(&mut self, what: ChangeKind) {
+        let (object, deleted) = match what {
+            ChangeKind::Applied { object, .. } => (object, false),
+            ChangeKind::Deleted { object, .. } => (object, true),
+            ChangeKind::Relisted => return self.reconcile().await,
+        };
+        match Device::deserialize(object.json.as_ref()) {
+            Ok(device) => self.changed(&device, deleted).await,
+            Err(err) => {
+                self.metrics.error("malformed");
+                tracing::warn!(name = object.name, error = %err, "a Device change that is not a Device");
             }
-            Event::InitDone => {
-                let gone: Vec<String> = self
-                    .seen
-                    .keys()
-                    .filter(|id| !self.relisted.contains(*id))
-                    .cloned()
-                    .collect();
-                for id in gone {
-                    let (namespace, name) = id.split_once('/').unwrap_or(("default", &id));
-                    let mut device = Device::new(name, crds::DeviceSpec::default());
-                    device.metadata.namespace = Some(namespace.to_owned());
-                    self.changed(&device, true).await;
-                }
-            }
-            Event::Apply(device) => self.changed(&device, false).await,
-            Event::Delete(device) => self.changed(&device, true).await,
         }
     }
 
@@ -276,10 +271,15 @@ impl State {
             .collect()
     }
 
-    /// A change of the shared reflectors: DeviceModels are sent again to
-    /// the nodes concerned; a relist or a lagging receiver reconciles all.
+    /// A change of the shared reflectors: Devices as [`Self::on_device`];
+    /// DeviceModels are sent again to the nodes concerned (all of them
+    /// after a relist); a lagging receiver reconciles everything.
     async fn on_scope(&mut self, change: std::result::Result<Change, broadcast::error::RecvError>) {
         let nodes = match change {
+            Ok(Change {
+                kind: EdgeKind::Device,
+                what,
+            }) => return self.on_device(what).await,
             Ok(Change {
                 kind: EdgeKind::DeviceModel,
                 what: ChangeKind::Applied { object, .. } | ChangeKind::Deleted { object, .. },
@@ -298,9 +298,9 @@ impl State {
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::info!(
                     missed,
-                    "device controller lagged behind the shared reflectors; reconciling models"
+                    "device controller lagged behind the shared reflectors; reconciling"
                 );
-                self.model_nodes(None)
+                return self.reconcile().await;
             }
         };
         for node in nodes {
@@ -341,10 +341,9 @@ impl State {
 
     async fn detail(&self, node: &str, request: &Message) {
         let devices = self
-            .store
-            .state()
+            .scope
+            .devices_on(node)
             .iter()
-            .filter(|d| downstream::node_of(d).as_deref() == Some(node))
             .map(|d| downstream::edge_device(d, &self.edge))
             .collect();
         tracing::info!(node, "answering the membership detail");
@@ -360,6 +359,12 @@ impl State {
         )
     }
 
+    /// Merge-patches `id`'s status with what `patch` makes of the status
+    /// as the API has it now (nothing when `patch` says None). The status is
+    /// read with a GET, not from the Device reflector: `status.twins` is a
+    /// list, which a merge patch replaces whole, and the reflector may not
+    /// yet show this controller's previous patch (two reports in a row
+    /// would then lose the first one's twin).
     async fn patch(
         &self,
         id: &str,

@@ -231,7 +231,8 @@ impl Scope {
         referenced(&self.pods_on(node)).secrets
     }
 
-    /// Every Device.
+    /// Every Device (DeviceController compares them all with what it sent
+    /// after a relist or a lag).
     pub fn devices(&self) -> Vec<Arc<Device>> {
         self.devices.state()
     }
