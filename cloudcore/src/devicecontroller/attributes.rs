@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 
 use crds::Device;
 use kube::ResourceExt;
+use proto::resource::DEVICE_UPDATED;
 use proto::twin::{AttributeUpdate, BaseMessage, MsgAttr, TypeMetadata};
 use proto::Operation;
 
@@ -32,10 +33,6 @@ use super::downstream::{to_value, twin_msg, Out, Seen};
 
 /// The label that is also the device's description.
 pub(crate) const DESCRIPTION_LABEL: &str = "description";
-
-/// The last segment of the attribute update resource
-/// `device/<id>/updated`.
-pub(crate) const UPDATED: &str = "updated";
 
 /// The attribute type sent for labels.
 const STRING: &str = "string";
@@ -83,7 +80,7 @@ pub(crate) fn update(node: &str, id: &str, now: &Seen, base: BaseMessage) -> Out
         kind: "attributes",
         msg: twin_msg(
             node,
-            &format!("device/{id}/{UPDATED}"),
+            &format!("device/{id}/{DEVICE_UPDATED}"),
             Operation::Update,
             to_value(&content),
         )

@@ -25,9 +25,9 @@ use std::str::FromStr;
 use crate::error::ResourceError;
 
 pub use kind::{
-    DeviceEvent, ResourceKind, Special, DEVICE_PREFIX, K8S_CA, MEMBERSHIP, MEMBERSHIP_DETAIL, NODE,
-    NODE_CONNECTION, NODE_PREFIX, NULL_NAMESPACE, SEP, STATE_UPDATE, TWIN, TWIN_CLOUD_UPDATED,
-    TWIN_EDGE_UPDATED,
+    DeviceEvent, ResourceKind, Special, DEVICE_PREFIX, DEVICE_UPDATED, K8S_CA, MEMBERSHIP,
+    MEMBERSHIP_DETAIL, NODE, NODE_CONNECTION, NODE_PREFIX, NULL_NAMESPACE, SEP, STATE_UPDATE, TWIN,
+    TWIN_CLOUD_UPDATED, TWIN_EDGE_UPDATED,
 };
 
 /// What a resource string names, without the cloud's node prefix.
