@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::CloudHub;
 
 pub use issue::{CA_COMMON_NAME, NODES_ORGANIZATION, NODE_CN_PREFIX, SERVER_COMMON_NAME};
-pub use secrets::{KubeStore, SecretMapping, NAMESPACE, SECRETS};
+pub use secrets::KubeStore;
 pub use store::{FileStore, Secret, SecretStore, StoreError, CA, CERT, KEY, SERVER, TOKEN, VALUE};
 
 /// Why the PKI could not load, sign or verify.
@@ -160,30 +160,15 @@ impl Pki {
     async fn load_token(&mut self, now: SystemTime) -> Result<()> {
         let loaded = self.store.load(TOKEN).await?;
         let had_token = loaded.is_some();
-        let stored = loaded
-            .and_then(|s| s.get(VALUE).cloned())
-            .and_then(|v| String::from_utf8(v).ok());
-        let stored = stored.and_then(|text| {
-            let expires = token::verify(&self.ca_hash, &self.ca_key_der, &text, now).ok()?;
-            Some(token::Token { text, expires })
-        });
+        let stored = loaded.and_then(|s| self.token_in(&s, now));
         match stored {
             // Issued less than one refresh period ago: keep it.
             Some(t) if t.expires > now + self.token_refresh => self.set_tokens(t, None),
             None if !had_token => {
                 // None stored: create it, unless another replica just did.
                 let fresh = self.new_token(now)?;
-                let secret = Secret::from([(VALUE.to_owned(), fresh.text.clone().into_bytes())]);
-                let stored = self.store.create(TOKEN, &secret).await?;
-                let theirs = stored
-                    .get(VALUE)
-                    .and_then(|v| String::from_utf8(v.clone()).ok())
-                    .and_then(|text| {
-                        let expires =
-                            token::verify(&self.ca_hash, &self.ca_key_der, &text, now).ok()?;
-                        Some(token::Token { text, expires })
-                    });
-                match theirs {
+                let stored = self.store.create(TOKEN, &token_secret(&fresh)).await?;
+                match self.token_in(&stored, now) {
                     Some(t) => self.set_tokens(t, None),
                     None => {
                         self.save_token(&fresh).await?;
@@ -213,9 +198,15 @@ impl Pki {
         )
     }
 
+    /// The token `secret` holds, if it verifies under the CA at `now`.
+    fn token_in(&self, secret: &Secret, now: SystemTime) -> Option<token::Token> {
+        let text = String::from_utf8(secret.get(VALUE)?.clone()).ok()?;
+        let expires = token::verify(&self.ca_hash, &self.ca_key_der, &text, now).ok()?;
+        Some(token::Token { text, expires })
+    }
+
     async fn save_token(&self, token: &token::Token) -> Result<()> {
-        let secret = Secret::from([(VALUE.to_owned(), token.text.clone().into_bytes())]);
-        Ok(self.store.save(TOKEN, &secret).await?)
+        Ok(self.store.save(TOKEN, &token_secret(token)).await?)
     }
 
     /// The CA certificate (DER), what `GET /ca.crt` serves.
@@ -416,6 +407,11 @@ async fn load_or_create_server(
 fn key_from_der(der: &[u8]) -> std::result::Result<KeyPair, String> {
     let der = PrivatePkcs8KeyDer::from(der);
     KeyPair::try_from(&der).map_err(|e| format!("not a PKCS#8 key: {e}"))
+}
+
+/// The [`TOKEN`] secret holding `token`.
+fn token_secret(token: &token::Token) -> Secret {
+    Secret::from([(VALUE.to_owned(), token.text.clone().into_bytes())])
 }
 
 /// PEM text for one DER block.

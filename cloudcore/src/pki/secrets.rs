@@ -34,21 +34,21 @@ use super::store::{FileStore, Result, Secret, SecretStore, StoreError, CA, CERT,
 use super::store::{TOKEN, VALUE};
 
 /// The namespace of cloudcore's Secrets (KubeEdge's).
-pub const NAMESPACE: &str = "kubeedge";
+const NAMESPACE: &str = "kubeedge";
 
 /// How one store name maps onto a Kubernetes Secret.
 #[derive(Debug, Clone, Copy)]
-pub struct SecretMapping {
+struct SecretMapping {
     /// The store name ([`CA`], [`SERVER`], [`TOKEN`]).
-    pub name: &'static str,
+    name: &'static str,
     /// The Secret's name in [`NAMESPACE`].
-    pub secret: &'static str,
+    secret: &'static str,
     /// Store field → Secret data key.
-    pub fields: &'static [(&'static str, &'static str)],
+    fields: &'static [(&'static str, &'static str)],
 }
 
 /// KubeEdge's Secret names and data keys, in one place.
-pub const SECRETS: [SecretMapping; 3] = [
+const SECRETS: [SecretMapping; 3] = [
     SecretMapping {
         name: CA,
         secret: "casecret",
@@ -137,12 +137,12 @@ impl KubeStore {
             .await
         {
             Ok(_) => {
-                tracing::info!(secret = %format!("{NAMESPACE}/{}", map.secret), "created Secret");
+                tracing::info!(secret = %qualified(map), "created Secret");
                 Ok(secret.clone())
             }
             Err(err) if status(&err) == Some(409) => {
                 tracing::info!(
-                    secret = %format!("{NAMESPACE}/{}", map.secret),
+                    secret = %qualified(map),
                     "Secret created meanwhile by another cloudcore; using it"
                 );
                 self.get(map).await?.ok_or_else(|| StoreError::Vanished {
