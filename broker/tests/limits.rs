@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use broker::Broker;
 use rumqttc::{ConnectReturnCode, QoS};
-use support::{options, settings, start, superuser, text, Client, PATIENCE};
+use support::{options, persistent, settings, start, superuser, text, Client, PATIENCE};
 
 const TOPIC: &str = "$hw/events/device/default/dev1/twin/update";
 
@@ -59,8 +59,7 @@ async fn sessions_are_capped_but_a_client_may_resume_its_own() {
     };
     let broker = start(settings(dir.path(), config)).await;
     let addr = broker.tcp_addr();
-    let mut away = options(addr, "away");
-    away.set_clean_session(false);
+    let away = persistent(addr, "away");
     Client::connected(away.clone()).await.disconnect().await;
     let first = Client::connected(options(addr, "first")).await;
     assert_eq!(

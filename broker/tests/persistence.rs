@@ -14,7 +14,7 @@ use std::process::Stdio;
 
 use broker::{Broker, BrokerError, RunningBroker};
 use rumqttc::QoS;
-use support::{options, settings, start, text, Client, PATIENCE};
+use support::{options, persistent, settings, start, text, Client, PATIENCE};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
@@ -22,11 +22,12 @@ const TWIN_UPDATE: &str = "$hw/events/device/default/dev1/twin/update";
 const TWIN_UPDATES: &str = "$hw/events/device/+/+/twin/update";
 const STATE: &str = "$hw/events/device/default/dev1/state";
 
-/// A persistent session (clean session off) of client `id`.
-fn persistent(addr: SocketAddr, id: &str) -> rumqttc::MqttOptions {
-    let mut options = options(addr, id);
-    options.set_clean_session(false);
-    options
+/// Leaves behind the persistent session of a `mapper` subscribed to every
+/// device's twin updates at QoS 1.
+async fn mapper_away(addr: SocketAddr) {
+    let mut mapper = Client::connected(persistent(addr, "mapper")).await;
+    mapper.subscribed(TWIN_UPDATES, QoS::AtLeastOnce).await;
+    mapper.disconnect().await;
 }
 
 #[tokio::test]
@@ -34,9 +35,7 @@ async fn an_absent_persistent_client_gets_its_messages_on_return() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(settings(dir.path(), Broker::default())).await;
     let addr = broker.tcp_addr();
-    let mut mapper = Client::connected(persistent(addr, "mapper")).await;
-    mapper.subscribed(TWIN_UPDATES, QoS::AtLeastOnce).await;
-    mapper.disconnect().await;
+    mapper_away(addr).await;
 
     let mut device = Client::connected(options(addr, "dev1")).await;
     device
@@ -121,9 +120,7 @@ impl BrokerProcess {
 async fn sessions_and_retained_messages_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let first = BrokerProcess::start(dir.path()).await;
-    let mut mapper = Client::connected(persistent(first.addr, "mapper")).await;
-    mapper.subscribed(TWIN_UPDATES, QoS::AtLeastOnce).await;
-    mapper.disconnect().await;
+    mapper_away(first.addr).await;
     let mut device = Client::connected(options(first.addr, "dev1")).await;
     device
         .publish(TWIN_UPDATE, QoS::AtLeastOnce, false, "before the restart")
@@ -167,9 +164,7 @@ async fn a_connection_kept_after_disconnect_is_closed() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(settings(dir.path(), Broker::default())).await;
     let addr = broker.tcp_addr();
-    let mut mapper = Client::connected(persistent(addr, "mapper")).await;
-    mapper.subscribed(TWIN_UPDATES, QoS::AtLeastOnce).await;
-    mapper.disconnect().await;
+    mapper_away(addr).await;
 
     // The same client by hand: CONNECT (clean session off), then
     // DISCONNECT, and the socket kept open.

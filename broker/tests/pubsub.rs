@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use broker::Broker;
 use futures::{SinkExt, StreamExt};
 use rumqttc::{LastWill, QoS};
-use support::{options, settings, start, superuser, text, Client, PATIENCE};
+use support::{options, persistent, settings, start, superuser, text, Client, PATIENCE};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -305,9 +305,7 @@ async fn stop_returns_promptly_and_closes_the_port() {
     };
     let broker = start(settings(dir.path(), config)).await;
     let addr = broker.tcp_addr();
-    let mut persistent = options(addr, "keeper");
-    persistent.set_clean_session(false);
-    let mut keeper = Client::connected(persistent).await;
+    let mut keeper = Client::connected(persistent(addr, "keeper")).await;
     keeper.subscribed("$hw/events/#", QoS::AtLeastOnce).await;
     let _plain = Client::connected(options(addr, "plain")).await;
 

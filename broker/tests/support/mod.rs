@@ -43,6 +43,13 @@ pub fn options(addr: SocketAddr, id: &str) -> MqttOptions {
     options
 }
 
+/// Options for client `id` with a persistent session (clean session off).
+pub fn persistent(addr: SocketAddr, id: &str) -> MqttOptions {
+    let mut options = options(addr, id);
+    options.set_clean_session(false);
+    options
+}
+
 /// The internal superuser's options.
 pub fn superuser(broker: &RunningBroker, id: &str) -> MqttOptions {
     let mut options = options(broker.tcp_addr(), id);
