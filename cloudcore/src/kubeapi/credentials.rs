@@ -117,13 +117,8 @@ fn load_or_create_ca(paths: &Paths) -> Result<(String, Issuer<'static, KeyPair>)
         let der = ::pem::parse(&cert)
             .map(|p| CertificateDer::from(p.into_contents()))
             .map_err(|e| corrupt(&paths.ca_cert, e.to_string()))?;
-        let parsed = issue::parse_cert(&der).map_err(|reason| corrupt(&paths.ca_cert, reason))?;
-        if !issue::valid_at(&parsed, SystemTime::now()) {
-            return Err(corrupt(
-                &paths.ca_cert,
-                "the CA certificate has expired or is not yet valid".to_owned(),
-            ));
-        }
+        issue::check_ca(&der, SystemTime::now())
+            .map_err(|reason| corrupt(&paths.ca_cert, reason))?;
         let issuer =
             issue::ca_issuer(&der, key).map_err(|e| corrupt(&paths.ca_cert, e.to_string()))?;
         return Ok((cert, issuer));

@@ -243,7 +243,17 @@ pub(crate) fn check_node_name(node: &str) -> Result<()> {
     }
 }
 
-pub(crate) fn parse_cert<'a>(der: &'a [u8]) -> std::result::Result<X509Certificate<'a>, String> {
+/// Why the CA certificate `der` cannot be used at `now`: it does not parse
+/// or is not valid then.
+pub(crate) fn check_ca(der: &[u8], now: SystemTime) -> std::result::Result<(), String> {
+    if valid_at(&parse_cert(der)?, now) {
+        Ok(())
+    } else {
+        Err("the CA certificate has expired or is not yet valid".to_owned())
+    }
+}
+
+fn parse_cert<'a>(der: &'a [u8]) -> std::result::Result<X509Certificate<'a>, String> {
     match X509Certificate::from_der(der) {
         Ok(([], cert)) => Ok(cert),
         Ok(_) => Err("trailing bytes after the certificate".to_owned()),
@@ -251,7 +261,7 @@ pub(crate) fn parse_cert<'a>(der: &'a [u8]) -> std::result::Result<X509Certifica
     }
 }
 
-pub(crate) fn valid_at(cert: &X509Certificate<'_>, now: SystemTime) -> bool {
+fn valid_at(cert: &X509Certificate<'_>, now: SystemTime) -> bool {
     let now = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

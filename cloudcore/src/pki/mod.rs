@@ -348,14 +348,7 @@ async fn load_or_create_ca(
         });
     };
     let der = CertificateDer::from(cert.clone());
-    let parsed =
-        issue::parse_cert(&der).map_err(|reason| PkiError::Corrupt { name: CA, reason })?;
-    if !issue::valid_at(&parsed, now) {
-        return Err(PkiError::Corrupt {
-            name: CA,
-            reason: "the CA certificate has expired or is not yet valid".to_owned(),
-        });
-    }
+    issue::check_ca(&der, now).map_err(|reason| PkiError::Corrupt { name: CA, reason })?;
     Ok((der, key.clone()))
 }
 
