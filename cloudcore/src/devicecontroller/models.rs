@@ -37,29 +37,22 @@ pub(crate) fn sync(
             msg: object.message(node, op),
         });
     };
-    let gone: Vec<ModelKey> = sent
-        .keys()
-        .filter(|key| !wanted.contains(*key))
-        .cloned()
-        .collect();
-    for key in gone {
-        if let Some(last) = sent.remove(&key) {
-            send(&last, Operation::Delete);
-        }
-    }
-    for key in wanted {
-        match (lookup(key), sent.get(key)) {
+    let keys: BTreeSet<ModelKey> = sent.keys().chain(wanted).cloned().collect();
+    for key in keys {
+        // Not wanted any more, or deleted from the API: None.
+        let now = wanted.contains(&key).then(|| lookup(&key)).flatten();
+        match (now, sent.get(&key)) {
             (Some(now), None) => {
                 send(&now, Operation::Insert);
-                sent.insert(key.clone(), now);
+                sent.insert(key, now);
             }
             (Some(now), Some(last)) if now.resource_version != last.resource_version => {
                 send(&now, Operation::Update);
-                sent.insert(key.clone(), now);
+                sent.insert(key, now);
             }
             (Some(_), Some(_)) | (None, None) => {}
             (None, Some(_)) => {
-                if let Some(last) = sent.remove(key) {
+                if let Some(last) = sent.remove(&key) {
                     send(&last, Operation::Delete);
                 }
             }
