@@ -119,8 +119,9 @@ impl Downstream {
                 name,
             })
         };
-        let wanted: BTreeSet<ObjectId> = refs(EdgeKind::ConfigMap, self.scope.configmaps_for(node))
-            .chain(refs(EdgeKind::Secret, self.scope.secrets_for(node)))
+        let referenced = self.scope.references_of(node);
+        let wanted: BTreeSet<ObjectId> = refs(EdgeKind::ConfigMap, referenced.configmaps)
+            .chain(refs(EdgeKind::Secret, referenced.secrets))
             .collect();
         let scope = &self.scope;
         let sends = self.ledger.sync_refs(node, &wanted, |id| {

@@ -221,14 +221,10 @@ impl Scope {
             .collect()
     }
 
-    /// `(namespace, name)` of the configmaps the pods on `node` reference.
-    pub fn configmaps_for(&self, node: &str) -> BTreeSet<(String, String)> {
-        referenced(&self.pods_on(node)).configmaps
-    }
-
-    /// `(namespace, name)` of the secrets the pods on `node` reference.
-    pub fn secrets_for(&self, node: &str) -> BTreeSet<(String, String)> {
-        referenced(&self.pods_on(node)).secrets
+    /// The configmaps and secrets the pods on `node` reference (each pod
+    /// walked once).
+    pub fn references_of(&self, node: &str) -> Referenced {
+        referenced(&self.pods_on(node))
     }
 
     /// Every Device (DeviceController compares them all with what it sent
@@ -361,11 +357,13 @@ fn referenced(pods: &[Arc<Pod>]) -> Referenced {
     out
 }
 
-/// What a set of pods references, namespaced.
-#[derive(Default)]
-struct Referenced {
-    configmaps: BTreeSet<(String, String)>,
-    secrets: BTreeSet<(String, String)>,
+/// What a set of pods references, as `(namespace, name)`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Referenced {
+    /// The configmaps.
+    pub configmaps: BTreeSet<(String, String)>,
+    /// The secrets.
+    pub secrets: BTreeSet<(String, String)>,
 }
 
 /// `(namespace, name)` of the DeviceModels `devices` reference.
@@ -542,11 +540,13 @@ mod tests {
         );
         // Not an edge node: its pods and their secrets stay in the cloud.
         assert!(scope.objects_for("cloud").is_empty());
+        let refs = scope.references_of("a");
+        assert_eq!(refs.secrets, BTreeSet::from([("ns".into(), "s".into())]));
         assert_eq!(
-            scope.secrets_for("a"),
-            BTreeSet::from([("ns".into(), "s".into())])
+            refs.configmaps,
+            BTreeSet::from([("ns".into(), "cm".into())])
         );
-        assert!(scope.secrets_for("cloud").is_empty());
+        assert_eq!(scope.references_of("cloud"), Referenced::default());
     }
 
     #[test]
