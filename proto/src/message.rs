@@ -193,9 +193,18 @@ impl Message {
     /// JSON text (KubeEdge sends some payloads, e.g. membership detail and
     /// node patches, as a JSON string). Other strings are returned as is.
     pub fn content_json(&self) -> Value {
+        self.content_view().into_owned()
+    }
+
+    /// [`content_json`](Self::content_json) without copying a content that
+    /// is already JSON: for readers that only look into it.
+    pub fn content_view(&self) -> std::borrow::Cow<'_, Value> {
+        use std::borrow::Cow;
         match &self.content {
-            Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| self.content.clone()),
-            other => other.clone(),
+            Value::String(s) => {
+                serde_json::from_str(s).map_or(Cow::Borrowed(&self.content), Cow::Owned)
+            }
+            other => Cow::Borrowed(other),
         }
     }
 
@@ -240,6 +249,9 @@ mod tests {
         assert_eq!(m.content_json(), serde_json::json!({"x": true}));
         let m = Message::default().with_content("ping");
         assert_eq!(m.content_json(), Value::String("ping".into()));
+        assert!(matches!(m.content_view(), std::borrow::Cow::Borrowed(_)));
+        let m = Message::default().with_content(serde_json::json!({"y": 1}));
+        assert!(matches!(m.content_view(), std::borrow::Cow::Borrowed(v) if v["y"] == 1));
     }
 
     #[test]

@@ -102,7 +102,7 @@ fn allow_object(
                 ],
             )?;
             own_node(kind, name, node)?;
-            content_names(kind, &msg.content_json(), None, node)
+            content_names(kind, &msg.content_view(), None, node)
         }
         K::NodeStatus => {
             only(op, kind, &[Operation::Insert, Operation::Update])?;
@@ -227,7 +227,7 @@ fn allow_lease(node: &str, msg: &Message, namespace: &str, name: &str) -> Result
             name: format!("{namespace}/{name}"),
         });
     }
-    content_names(&K::Lease, &msg.content_json(), Some(LEASE_NAMESPACE), node)
+    content_names(&K::Lease, &msg.content_view(), Some(LEASE_NAMESPACE), node)
 }
 
 /// A pod bound to `node`.
@@ -246,7 +246,7 @@ fn allow_pod(view: &dyn View, node: &str, msg: &Message, namespace: &str, name: 
     let op = msg.operation();
     match op {
         Operation::Query | Operation::Delete => bound_pod(view, node, namespace, name),
-        Operation::Insert => match mirror_pod_problem(&msg.content_json(), node, namespace, name) {
+        Operation::Insert => match mirror_pod_problem(&msg.content_view(), node, namespace, name) {
             None => Ok(()),
             Some(reason) => Err(Refusal::NotMirrorPod { reason }),
         },
@@ -267,7 +267,7 @@ fn allow_pod_status(
     namespace: &str,
     name: Option<&str>,
 ) -> Result {
-    let mut names = pod_status_names(&msg.content_json());
+    let mut names = pod_status_names(&msg.content_view());
     names.extend(name.map(str::to_owned));
     if names.is_empty() {
         return Err(Refusal::Content {
@@ -302,7 +302,7 @@ fn allow_token(view: &dyn View, node: &str, msg: &Message, namespace: &str, name
         namespace,
         name,
     )?;
-    let Some(bound) = content::bound_object(&msg.content_json()) else {
+    let Some(bound) = content::bound_object(&msg.content_view()) else {
         return Ok(());
     };
     if bound.kind != "Pod" {
@@ -332,7 +332,7 @@ fn allow_token(view: &dyn View, node: &str, msg: &Message, namespace: &str, name
 
 /// Events about the node itself or about a pod bound to it.
 fn allow_event(view: &dyn View, node: &str, msg: &Message, namespace: &str) -> Result {
-    let content = msg.content_json();
+    let content = msg.content_view();
     let Some(about) = involved_object(&content) else {
         return Err(Refusal::Content {
             resource: K::Event.as_str().to_owned(),
@@ -408,7 +408,7 @@ fn allow_membership(node: &str, resource: &str, msg: &Message) -> Result {
             resource: resource.to_owned(),
         });
     }
-    match content::membership_group(&msg.content_json()) {
+    match content::membership_group(&msg.content_view()) {
         Some(group) if group != node => Err(Refusal::Membership {
             group: group.to_owned(),
         }),

@@ -74,7 +74,7 @@ pub(crate) fn acked_object(msg: &Message) -> Option<Acked> {
         .find(|k| k.resource_kind() == *kind)?;
     let namespace = Some(namespace.clone())
         .filter(|ns| edge_kind.namespaced() && ns != NULL_NAMESPACE && !ns.is_empty());
-    let content = msg.content_json();
+    let content = msg.content_view();
     let meta = |field: &str| {
         content
             .pointer(&format!("/metadata/{field}"))
