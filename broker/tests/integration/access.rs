@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test")]
 
-mod support;
+use crate::support;
 
 use broker::{AclAction, AclPermission, AclRule, Broker, BrokerSettings};
 use rumqttc::{ConnectReturnCode, QoS, SubscribeReasonCode};

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test")]
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
     reason = "harness helpers: a failure fails the test"
 )]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-mod support;
+use crate::support;
 
 use support::{http, kubectls, Kubectl, Server, DEADLINE};
 

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test")]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

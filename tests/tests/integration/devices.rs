@@ -15,8 +15,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test set-up: a failure should panic")]
 
-#[path = "../../edgecore/tests/support/mosquitto.rs"]
-mod mosquitto;
+use crate::mosquitto;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

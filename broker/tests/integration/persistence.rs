@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test")]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::Path;

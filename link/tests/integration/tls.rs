@@ -4,7 +4,7 @@
     reason = "harness helpers: a failure fails the test"
 )]
 
-mod support;
+use crate::support;
 
 use link::{Credentials, TlsError};
 use rustls::pki_types::CertificateDer;

@@ -10,8 +10,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test")]
 
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
+use crate::mosquitto;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! A real mosquitto broker for tests, on 127.0.0.1 and a free port, with
 //! its persistence file in a temporary directory; killed when dropped.
 //!
-//! Include it with `#[path = "support/mosquitto.rs"] mod mosquitto;`.
+//! Declared once in the integration binary's `main.rs` (with `#[path]` from the `tests` crate).
 //! Needs `/usr/sbin/mosquitto` (`scripts/install-deps.sh` installs it).
 
 #![allow(dead_code, reason = "each test file uses part of it")]
