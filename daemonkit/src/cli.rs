@@ -9,8 +9,9 @@ use crate::config::{self, ConfigError, DaemonConfig};
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConfigArgs {
     /// Configuration file (YAML). Without it the default path is read if it
-    /// exists, and built-in defaults are used otherwise.
-    #[arg(long, value_name = "FILE")]
+    /// exists, and built-in defaults are used otherwise. Also accepted
+    /// after a subcommand (`cloudcore gettoken --config FILE`).
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Print the full default configuration and exit.
     #[arg(long, conflicts_with = "minconfig")]

@@ -8,7 +8,7 @@
 //! while the cloud is unreachable).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,6 +238,20 @@ async fn open_store(path: &str) -> Result<kubestore::Store, RunError> {
     })
 }
 
+/// Where the embedded broker keeps sessions and retained messages:
+/// `modules.eventBus.broker.dataDir`, else `broker/` beside the database.
+pub fn broker_data_dir(config: &EdgeCoreConfig) -> PathBuf {
+    let configured = &config.modules.event_bus.broker.data_dir;
+    if configured.is_empty() {
+        Path::new(&config.database.data_source)
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("broker")
+    } else {
+        PathBuf::from(configured)
+    }
+}
+
 /// Starts the embedded MQTT broker when EventBus runs with `mqttMode` 0
 /// (internal) or 1 (both), on `mqttServerInternal`.
 async fn start_broker(config: &EdgeCoreConfig) -> Result<Option<broker::RunningBroker>, RunError> {
@@ -248,18 +262,10 @@ async fn start_broker(config: &EdgeCoreConfig) -> Result<Option<broker::RunningB
     let listen = bus
         .internal_listen_addr()
         .ok_or_else(|| RunError::BrokerAddress(bus.mqtt_server_internal.clone()))?;
-    let data_dir = if bus.broker.data_dir.is_empty() {
-        Path::new(&config.database.data_source)
-            .parent()
-            .unwrap_or_else(|| Path::new("."))
-            .join("broker")
-    } else {
-        bus.broker.data_dir.clone().into()
-    };
     let settings = broker::BrokerSettings {
         listen,
         config: bus.broker.clone(),
-        data_dir,
+        data_dir: broker_data_dir(config),
         bus_username: bus.mqtt_username.clone(),
         bus_password: bus.mqtt_password.clone(),
         session_queue: bus.mqtt_session_queue_size,

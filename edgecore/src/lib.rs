@@ -16,6 +16,7 @@
 //! - [`devicetwin`]: devices, twins and states, answered on MQTT and synced
 //!   with the cloud.
 //! - [`servicebus`]: HTTP between the cloud and local apps.
+//! - [`join`]: `edgecore join` and `edgecore reset` (keadm's edge commands).
 //! - [`db`]: the SQLite connection of the small-table modules.
 //! - `daemon.rs`: start-up (certificate, EdgeHub, MetaManager, MetaServer,
 //!   node status, the broker, EventBus, DeviceTwin, ServiceBus, monitor,
@@ -28,10 +29,13 @@ pub mod db;
 pub mod devicetwin;
 pub mod edgehub;
 pub mod eventbus;
+pub mod join;
 pub mod metamanager;
 pub mod metaserver;
 pub mod nodestatus;
 pub mod servicebus;
 
 pub use config::EdgeCoreConfig;
-pub use daemon::{node_name, run, start, RunError, Started, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE};
+pub use daemon::{
+    broker_data_dir, node_name, run, start, RunError, Started, DEFAULT_CONFIG_PATH, SHUTDOWN_GRACE,
+};

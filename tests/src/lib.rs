@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`eventually`]: poll a condition until it holds or a deadline passes.
+//! - [`binaries`]: the real `cloudcore` and `edgecore` binaries, for
+//!   tests of their command lines.
 //! - [`cluster`]: Kubernetes API servers (embedded, kube-apiserver) with
 //!   kube-rs clients, for the kube-facing suite.
 //! - [`config`]: daemon configurations on loopback port 0 in temp dirs.
@@ -19,6 +21,7 @@
 //!   with its shutdown token and join handle.
 //! - [`quantile`]: a latency percentile, for the benchmark binaries.
 
+pub mod binaries;
 pub mod cluster;
 pub mod config;
 pub mod kube;

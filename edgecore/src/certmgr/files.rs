@@ -64,14 +64,14 @@ impl CertFiles {
 
     /// Writes the CA, key and certificate (in that order).
     pub(super) fn write_all(&self, ca: &[u8], cert: &[u8], key_pem: &str) -> Result<()> {
-        write_atomic(&self.ca, pem("CERTIFICATE", ca).as_bytes(), false)?;
+        write_atomic(&self.ca, pem("CERTIFICATE", ca).as_bytes(), false).map_err(io(&self.ca))?;
         self.write_identity(cert, key_pem)
     }
 
     /// Replaces the key and the certificate (key first).
     pub(super) fn write_identity(&self, cert: &[u8], key_pem: &str) -> Result<()> {
-        write_atomic(&self.key, key_pem.as_bytes(), true)?;
-        write_atomic(&self.cert, pem("CERTIFICATE", cert).as_bytes(), false)
+        write_atomic(&self.key, key_pem.as_bytes(), true).map_err(io(&self.key))?;
+        write_atomic(&self.cert, pem("CERTIFICATE", cert).as_bytes(), false).map_err(io(&self.cert))
     }
 }
 
@@ -133,9 +133,9 @@ fn pem(label: &str, der: &[u8]) -> String {
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename,
 /// creating the parent directories; mode 0600 when `private`.
-fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::create_dir_all(dir)?;
     }
     let name = path
         .file_name()
@@ -147,10 +147,8 @@ fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, if private { 0o600 } else { 0o644 });
-    let mut file = options.open(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io(&tmp))?;
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes).and_then(|()| file.sync_all())?;
     drop(file);
-    fs::rename(&tmp, path).map_err(io(path))
+    fs::rename(&tmp, path)
 }

@@ -19,7 +19,7 @@
 //! - `files.rs`: reading, checking and atomically writing the files.
 
 mod client;
-mod files;
+pub(crate) mod files;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -147,6 +147,51 @@ fn refusal_hint(status: u16) -> &'static str {
     }
 }
 
+/// A completed step of a join, for progress lines.
+#[derive(Debug, Clone, Copy)]
+pub enum JoinStep<'a> {
+    /// The CA was fetched and its hash matches the token.
+    CaChecked {
+        /// The certificate server.
+        server: &'a str,
+        /// The CA's hex SHA-256.
+        sha256: &'a str,
+    },
+    /// The cloud issued a certificate for the node, and it checks out.
+    CertIssued {
+        /// The node it names.
+        node: &'a str,
+    },
+    /// CA, certificate and key are on disk.
+    FilesWritten {
+        /// Where.
+        files: &'a CertFiles,
+    },
+}
+
+impl std::fmt::Display for JoinStep<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JoinStep::CaChecked { server, sha256 } => {
+                write!(
+                    f,
+                    "fetched the CA from {server}; its sha256 {sha256} matches the token"
+                )
+            }
+            JoinStep::CertIssued { node } => {
+                write!(f, "the cloud issued a certificate for node {node}")
+            }
+            JoinStep::FilesWritten { files } => write!(
+                f,
+                "wrote the CA {}, the certificate {} and the key {} (0600)",
+                files.ca.display(),
+                files.cert.display(),
+                files.key.display()
+            ),
+        }
+    }
+}
+
 /// Result of the certificate manager.
 pub type Result<T, E = CertMgrError> = std::result::Result<T, E>;
 
@@ -194,7 +239,23 @@ impl CertManager {
             return Err(CertMgrError::NoToken { reason });
         }
         tracing::info!(node = %self.node, %reason, server = %self.server, "joining the cloud with the token");
-        self.join().await?;
+        self.join(&mut |step| tracing::info!(node = %self.node, "join: {step}"))
+            .await?;
+        Ok(self.files.clone())
+    }
+
+    /// Joins now, whatever files exist, telling `progress` as each step
+    /// completes (`edgecore join` prints them).
+    pub async fn join_reporting(
+        &self,
+        progress: &mut (dyn FnMut(JoinStep<'_>) + Send),
+    ) -> Result<CertFiles> {
+        if self.token.is_empty() {
+            return Err(CertMgrError::NoToken {
+                reason: "joining".to_owned(),
+            });
+        }
+        self.join(progress).await?;
         Ok(self.files.clone())
     }
 
@@ -204,7 +265,7 @@ impl CertManager {
         files::check_identity(&loaded.ca, leaf, &loaded.key, &self.node, SystemTime::now())
     }
 
-    async fn join(&self) -> Result<()> {
+    async fn join(&self, progress: &mut (dyn FnMut(JoinStep<'_>) + Send)) -> Result<()> {
         let server = self.server()?;
         let (ca_hash, jwt) = parse_token(&self.token)?;
         let ca = client::fetch_ca(server).await?;
@@ -216,12 +277,17 @@ impl CertManager {
                 actual,
             });
         }
+        progress(JoinStep::CaChecked {
+            server,
+            sha256: &actual,
+        });
         let (key, csr) = self.new_key_and_csr()?;
         let trust = Trust::Ca(ca.clone().into());
         let cert = client::request_cert(server, trust, csr, &self.node, Some(jwt)).await?;
         self.check_issued(&ca, &cert, &key)?;
+        progress(JoinStep::CertIssued { node: &self.node });
         self.files.write_all(&ca, &cert, &key.serialize_pem())?;
-        tracing::info!(node = %self.node, cert = %self.files.cert.display(), "joined: certificate written");
+        progress(JoinStep::FilesWritten { files: &self.files });
         Ok(())
     }
 
@@ -331,7 +397,7 @@ impl CertManager {
 }
 
 /// Splits `<hex sha256>.<jwt>`.
-fn parse_token(token: &str) -> Result<(&str, &str)> {
+pub(crate) fn parse_token(token: &str) -> Result<(&str, &str)> {
     let Some((hash, jwt)) = token.split_once('.') else {
         return Err(CertMgrError::BadToken(
             "expected <CA hash>.<JWT>".to_owned(),

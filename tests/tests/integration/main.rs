@@ -11,6 +11,7 @@ mod converge;
 mod device_controller;
 mod devices;
 mod edge_controller;
+mod join;
 mod kube_api;
 mod kube_restart;
 mod kubectl_cloud;
