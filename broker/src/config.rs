@@ -8,10 +8,11 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `modules.eventBus.broker`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct Broker {
     /// `host:port` of an MQTT-over-WebSocket listener; empty: none.
@@ -66,7 +67,7 @@ impl Default for Broker {
 }
 
 /// `modules.eventBus.broker.acl`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct BrokerAcl {
     /// Refuse what no rule allows (otherwise allow it).
@@ -77,10 +78,10 @@ pub struct BrokerAcl {
 }
 
 /// One ACL rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AclRule {
-    /// Allow or deny.
+    /// Whether a request the rule applies to is allowed or refused.
     pub permission: AclPermission,
     /// Whom it applies to; absent: everyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,31 +89,32 @@ pub struct AclRule {
     /// Whom it applies to, by client id; absent: everyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    /// What it governs.
+    /// Which requests the rule applies to.
     pub action: AclAction,
-    /// Topic filters.
+    /// Topic filters the rule matches (MQTT wildcards `+` and `#`;
+    /// `${clientid}` and `${username}` stand for the client's own).
     pub topics: Vec<String>,
 }
 
 /// `allow` or `deny`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AclPermission {
-    /// Let it happen.
+    /// The rule lets the action happen.
     Allow,
-    /// Refuse it.
+    /// The rule refuses the action.
     Deny,
 }
 
 /// `publish`, `subscribe` or `all`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AclAction {
-    /// PUBLISH.
+    /// The rule governs publishing (MQTT PUBLISH) to the topics.
     Publish,
-    /// SUBSCRIBE.
+    /// The rule governs subscribing (MQTT SUBSCRIBE) to the topics.
     Subscribe,
-    /// Both.
+    /// The rule governs both publishing and subscribing.
     All,
 }
 

@@ -11,6 +11,8 @@
 //! - [`launch`]: the common `main`: config, runtime, signals, exit status.
 //! - [`logging`]: the tracing subscriber.
 //! - [`monitor`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`reference`](mod@reference): the configuration reference (docs/configuration.md),
+//!   generated from the config types.
 //! - [`signal`]: SIGINT/SIGTERM → cancellation.
 
 pub mod cli;
@@ -19,6 +21,7 @@ pub mod http;
 pub mod launch;
 pub mod logging;
 pub mod monitor;
+pub mod reference;
 pub mod signal;
 
 pub use cli::{ConfigArgs, Resolved};

@@ -2,16 +2,19 @@
 //! (`cloudcore.config.kubeedge.io/v1alpha1`), with its key names and
 //! defaults, plus the keys Apiary adds.
 //!
-//! Apiary's additions, documented in docs/config.md: `commonConfig.dataDir`
-//! (CA, token and the embedded API's database), `kubeAPIConfig.embedded`
-//! (the built-in API server used when there is no cluster) and the per-node
-//! limits under `modules.cloudHub`. Keys of KubeEdge modules Apiary does not
-//! have are accepted and named in one warning; any other unknown key is an
+//! Apiary's additions, marked `x-apiary-addition` for the generated
+//! reference (docs/configuration.md, see `daemonkit::reference`):
+//! `commonConfig.dataDir` (CA, token and the embedded API's database),
+//! `kubeAPIConfig.embedded` (the built-in API server used when there is no
+//! cluster) and the per-node limits under `modules.cloudHub`. Keys of
+//! KubeEdge modules Apiary does not have are accepted and named in one
+//! warning (marked `x-kubeedge-unsupported`); any other unknown key is an
 //! error.
 
 mod modules;
 
 use daemonkit::{Checks, DaemonConfig, Invalid};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use modules::{
@@ -24,21 +27,24 @@ pub const API_VERSION: &str = "cloudcore.config.kubeedge.io/v1alpha1";
 const ACCEPTED_API_VERSIONS: &[&str] = &[API_VERSION, "cloudcore.config.kubeedge.io/v1alpha2"];
 
 /// The whole `cloudcore.yaml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct CloudCoreConfig {
-    /// `cloudcore.config.kubeedge.io/v1alpha1`.
+    /// Schema version of the file: `cloudcore.config.kubeedge.io/v1alpha1`
+    /// (`v1alpha2` is accepted too).
     pub api_version: String,
-    /// `CloudCore`.
+    /// Kind of the file; must be `CloudCore`.
     pub kind: String,
-    /// Daemon-wide settings.
+    /// Daemon-wide settings: data directory and the metrics endpoint.
     pub common_config: CommonConfig,
-    /// How to reach Kubernetes.
+    /// How to reach Kubernetes: a kubeconfig, the API server URL, or the
+    /// embedded API.
     #[serde(rename = "kubeAPIConfig")]
     pub kube_api_config: KubeApiConfig,
-    /// Module sections.
+    /// One section per cloudcore module.
     pub modules: CloudModules,
-    /// Feature gates; Apiary has none yet and names any set in a warning.
+    /// KubeEdge's feature gates by name; Apiary has none, so every gate set
+    /// here has no effect and is named in the start-up warning.
     pub feature_gates: std::collections::BTreeMap<String, bool>,
 }
 
@@ -56,15 +62,18 @@ impl Default for CloudCoreConfig {
 }
 
 /// `commonConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct CommonConfig {
-    /// Port of KubeEdge's stream tunnel (accepted; streams are not served yet).
+    /// Port of KubeEdge's stream tunnel for `kubectl logs`/`exec`
+    /// (accepted; Apiary does not serve streams yet, so nothing listens).
     pub tunnel_port: u16,
     /// Prometheus metrics and health endpoints.
     pub monitor_server: MonitorServer,
-    /// Directory for the CA, server certificate, tokens and the embedded
-    /// API's database (Apiary).
+    /// Directory for the CA, server certificate and join token files (kept
+    /// in step with the `kubeedge` Secrets when there is a cluster, read by
+    /// `cloudcore gettoken`) and the embedded API's database.
+    #[schemars(extend("x-apiary-addition" = true))]
     pub data_dir: String,
 }
 
@@ -79,12 +88,14 @@ impl Default for CommonConfig {
 }
 
 /// `commonConfig.monitorServer`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct MonitorServer {
-    /// `ip:port` for `/metrics`, `/healthz`, `/readyz` (port 0 picks one).
+    /// `ip:port` serving `/metrics`, `/healthz` and `/readyz` (port 0 picks
+    /// a free one).
     pub bind_address: String,
-    /// Serve pprof-style profiles (accepted; not served).
+    /// KubeEdge's switch for Go pprof profiles (accepted; Apiary serves no
+    /// profiles).
     pub enable_profiling: bool,
 }
 
@@ -98,20 +109,27 @@ impl Default for MonitorServer {
 }
 
 /// `kubeAPIConfig`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct KubeApiConfig {
-    /// API server URL (overrides the kubeconfig's).
+    /// URL of the Kubernetes API server. With a kubeconfig (`kubeConfig`
+    /// or `KUBECONFIG`) it replaces the kubeconfig's server; alone it is
+    /// used without credentials. Empty: the kubeconfig's server.
     pub master: String,
-    /// Path of a kubeconfig; empty means `KUBECONFIG`, then in-cluster, then embedded.
+    /// Path of a kubeconfig. Empty: `master` and `KUBECONFIG`, else the
+    /// in-cluster service account, else the embedded API.
     pub kube_config: String,
-    /// Content type KubeEdge asks for (kube-rs always speaks JSON).
+    /// Content type KubeEdge's client asks for (accepted; Apiary's client
+    /// always speaks JSON).
     pub content_type: String,
-    /// Client queries per second.
+    /// KubeEdge's client rate limit, requests per second (accepted; Apiary's
+    /// client does not limit its rate).
     pub qps: f64,
-    /// Client burst.
+    /// KubeEdge's client burst above `qps` (accepted; not used by Apiary).
     pub burst: u32,
-    /// The embedded API server (Apiary).
+    /// The embedded Kubernetes-style API, served when no cluster is
+    /// configured.
+    #[schemars(extend("x-apiary-addition" = true))]
     pub embedded: EmbeddedApi,
 }
 
@@ -129,10 +147,11 @@ impl Default for KubeApiConfig {
 }
 
 /// `kubeAPIConfig.embedded` (Apiary).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct EmbeddedApi {
-    /// `ip:port` the embedded API listens on when no cluster is configured.
+    /// `ip:port` the embedded API listens on (HTTPS) when no cluster is
+    /// configured; port 0 picks a free one.
     pub bind_address: String,
     /// Serve the embedded API even when `KUBECONFIG` or a pod's
     /// service-account environment names a cluster (only an explicit

@@ -3,45 +3,65 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
 /// Every module section. Unknown keys are refused, except the KubeEdge
 /// modules Apiary does not have, which are accepted and reported.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct CloudModules {
-    /// The edge-facing hub.
+    /// The edge-facing hub: WebSocket and QUIC listeners for edge nodes,
+    /// the HTTPS certificate server, join tokens.
     pub cloud_hub: CloudHub,
     /// Pods, configmaps, secrets and nodes to and from edge nodes.
     pub edge_controller: EdgeController,
-    /// Devices and twins.
+    /// Devices and device models down to their nodes; twin reports up into
+    /// `Device.status`.
     pub device_controller: DeviceController,
-    /// ObjectSync bookkeeping and catch-up.
+    /// Reliable sync: records of what each node acknowledged (ObjectSync),
+    /// and resending what a node missed when it reconnects.
     pub sync_controller: SyncController,
-    /// Not in Apiary.
+    /// KubeEdge's DynamicController, which relays list/watch requests of
+    /// edge applications; not in Apiary (the edge answers them locally).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub dynamic_controller: Option<Value>,
-    /// Not in Apiary yet.
+    /// KubeEdge's CloudStream, the cloud end of the `kubectl logs`/`exec`
+    /// tunnel; not in Apiary yet.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub cloud_stream: Option<Value>,
-    /// Not in Apiary yet.
+    /// KubeEdge's Router, rule-based message routing (`Rule`,
+    /// `RuleEndpoint`); not in Apiary yet.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub router: Option<Value>,
-    /// Not in Apiary.
+    /// KubeEdge's TaskManager (node upgrade and image pre-pull tasks); not
+    /// in Apiary.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub task_manager: Option<Value>,
-    /// Not in Apiary.
+    /// KubeEdge's IptablesManager, the iptables rules of the stream
+    /// tunnel; not in Apiary.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub iptables_manager: Option<Value>,
-    /// Not in Apiary.
+    /// KubeEdge's PolicyController (access policies for edge applications'
+    /// service accounts); not in Apiary.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub policy_controller: Option<Value>,
-    /// Not in Apiary.
+    /// KubeEdge's NodeUpgradeJob controller (upgrading edge nodes); not in
+    /// Apiary.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub node_upgrade_job_controller: Option<Value>,
-    /// Not in Apiary.
+    /// KubeEdge's ImagePrePullJob controller (pulling images onto edge
+    /// nodes ahead of time); not in Apiary.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub image_pre_pull_controller: Option<Value>,
 }
 
@@ -69,51 +89,68 @@ impl CloudModules {
 }
 
 /// `modules.cloudHub`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct CloudHub {
-    /// Run the module.
+    /// Run CloudHub: the edge listeners and the certificate server. Without
+    /// it no edge node can connect.
     pub enable: bool,
-    /// Seconds without a keepalive before a session is closed.
+    /// Seconds a node's link may stay silent before its session is closed;
+    /// also how long EdgeController waits after start-up before it sets the
+    /// conditions of nodes left Ready without a link to `Unknown`.
     pub keepalive_interval: u32,
-    /// Most sessions this cloudcore holds.
+    /// Most edge nodes connected at once; further connections are refused.
     pub node_limit: u32,
-    /// CA certificate (PEM).
+    /// KubeEdge's CA certificate file (accepted, not read: Apiary keeps its
+    /// CA in the Secret `kubeedge/casecret`, mirrored in
+    /// `commonConfig.dataDir`).
     #[serde(rename = "tlsCAFile")]
     pub tls_ca_file: String,
-    /// CA key (PEM).
+    /// KubeEdge's CA key file (accepted, not read; see `tlsCAFile`).
     #[serde(rename = "tlsCAKeyFile")]
     pub tls_ca_key_file: String,
-    /// Server certificate (PEM).
+    /// KubeEdge's server certificate file (accepted, not read: Apiary keeps
+    /// it in the Secret `kubeedge/cloudcoresecret`, mirrored in
+    /// `commonConfig.dataDir`).
     pub tls_cert_file: String,
-    /// Server key (PEM).
+    /// KubeEdge's server key file (accepted, not read; see `tlsCertFile`).
     pub tls_private_key_file: String,
-    /// Seconds a write to an edge may take.
+    /// Seconds one write to an edge node may take before its link is closed.
     pub write_timeout: u32,
-    /// Addresses edges reach this cloudcore at; they go into the server certificate's SANs.
+    /// IP addresses edge nodes reach this cloudcore at; they go into the
+    /// server certificate (and the embedded API's) as subject alternative
+    /// names.
     pub advertise_address: Vec<String>,
-    /// DNS names for the server certificate's SANs.
+    /// DNS names edge nodes reach this cloudcore at, added to the server
+    /// certificate (and the embedded API's) as subject alternative names.
     pub dns_names: Vec<String>,
-    /// Days an edge certificate is valid.
+    /// Days an edge node's client certificate is valid.
     pub edge_cert_signing_duration: u32,
     /// Hours between join-token refreshes (a token lives twice as long).
     pub token_refresh_duration: u32,
-    /// Per-message node authorization. Apiary's default is on; KubeEdge's is off.
+    /// Per-message node authorization. Apiary's default is on; KubeEdge's
+    /// is off.
     pub authorization: Authorization,
-    /// Local socket for CSI (KubeEdge); accepted, not served.
+    /// KubeEdge's local socket for CSI; not supported by Apiary.
     pub unixsocket: UnixSocket,
-    /// WebSocket listener.
+    /// The WebSocket listener for edge nodes.
     pub websocket: Listener,
-    /// QUIC listener.
+    /// The QUIC listener for edge nodes.
     pub quic: QuicListener,
-    /// HTTPS certificate server.
+    /// The HTTPS certificate server edge nodes join through (`/ca.crt`,
+    /// `/edge.crt`).
     pub https: Listener,
-    /// Upstream messages per second allowed per node (Apiary).
+    /// Upstream messages per second each node may send; more wait, none is
+    /// dropped.
     #[serde(rename = "nodeMessageQPS")]
+    #[schemars(extend("x-apiary-addition" = true))]
     pub node_message_qps: f64,
-    /// Upstream burst per node (Apiary).
+    /// Upstream messages a node may send at once above `nodeMessageQPS`.
+    #[schemars(extend("x-apiary-addition" = true))]
     pub node_message_burst: u32,
-    /// Largest frame accepted from an edge, in bytes (Apiary).
+    /// Largest frame accepted from an edge node, in bytes; a larger one
+    /// closes that node's link.
+    #[schemars(extend("x-apiary-addition" = true))]
     pub max_frame_bytes: u32,
 }
 
@@ -147,12 +184,13 @@ impl Default for CloudHub {
 /// `modules.cloudHub.authorization`: node authorization (see
 /// `cloudcore::authz`). On by default in Apiary (KubeEdge: off), also when
 /// the section is given without `enable`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Authorization {
-    /// Check every message against the node's rights.
+    /// Check every message from an edge node against what that node may
+    /// touch (its own Node, Lease, pods and what they use, its devices).
     pub enable: bool,
-    /// Log refusals but let them through (KubeEdge's debug mode).
+    /// Log refusals but let the messages through (KubeEdge's debug mode).
     pub debug: bool,
 }
 
@@ -166,12 +204,13 @@ impl Default for Authorization {
 }
 
 /// `modules.cloudHub.unixsocket`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UnixSocket {
-    /// Serve the socket (not supported by Apiary; must stay false).
+    /// Serve the socket; Apiary does not support it, so it must stay
+    /// false.
     pub enable: bool,
-    /// Socket address.
+    /// The socket's address (accepted, not used).
     pub address: String,
 }
 
@@ -185,14 +224,15 @@ impl Default for UnixSocket {
 }
 
 /// A TCP listener: `modules.cloudHub.websocket` / `.https`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Listener {
-    /// Serve it.
+    /// Serve this listener.
     pub enable: bool,
-    /// IP to bind.
+    /// IP address to listen on (`0.0.0.0`: every interface).
     pub address: String,
-    /// Port to bind (0 picks a free one; the bound address is logged).
+    /// TCP port to listen on (0 picks a free one; the bound address is
+    /// logged).
     pub port: u16,
 }
 
@@ -213,16 +253,17 @@ impl Default for Listener {
 }
 
 /// `modules.cloudHub.quic`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct QuicListener {
-    /// Serve it.
+    /// Serve QUIC.
     pub enable: bool,
-    /// IP to bind.
+    /// IP address to listen on (`0.0.0.0`: every interface).
     pub address: String,
-    /// UDP port to bind.
+    /// UDP port to listen on (0 picks a free one).
     pub port: u16,
-    /// Streams a connection may open.
+    /// Streams a connection may open (accepted; Apiary's link uses one
+    /// stream per connection).
     pub max_incoming_streams: u32,
 }
 
@@ -238,16 +279,21 @@ impl Default for QuicListener {
 }
 
 /// `modules.edgeController`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct EdgeController {
-    /// Run the module.
+    /// Run EdgeController: Nodes, pods, configmaps and secrets down to
+    /// edge nodes, their status up into the API.
     pub enable: bool,
-    /// Seconds between node status checks.
+    /// KubeEdge's seconds between node status checks (accepted, not used:
+    /// Apiary sets a node's conditions to `Unknown` as soon as its link
+    /// drops).
     pub node_update_frequency: u32,
-    /// KubeEdge's per-stream buffer sizes (tuning knobs, by name).
+    /// KubeEdge's buffer sizes by name, e.g. `updatePodStatus` (accepted;
+    /// not used by Apiary).
     pub buffer: BTreeMap<String, u32>,
-    /// KubeEdge's per-stream worker counts (tuning knobs, by name).
+    /// KubeEdge's worker counts by name, e.g. `updateNodeStatusWorkers`
+    /// (accepted; not used by Apiary).
     pub load: BTreeMap<String, u32>,
 }
 
@@ -263,14 +309,16 @@ impl Default for EdgeController {
 }
 
 /// `modules.deviceController`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeviceController {
-    /// Run the module.
+    /// Run DeviceController: Devices and DeviceModels down to their nodes,
+    /// twin reports up into `Device.status`.
     pub enable: bool,
-    /// KubeEdge's buffer sizes (tuning knobs, by name).
+    /// KubeEdge's buffer sizes by name, e.g. `updateDeviceStatus`
+    /// (accepted; not used by Apiary).
     pub buffer: BTreeMap<String, u32>,
-    /// KubeEdge's worker counts (tuning knobs, by name).
+    /// KubeEdge's worker counts by name (accepted; not used by Apiary).
     pub load: BTreeMap<String, u32>,
 }
 
@@ -285,10 +333,12 @@ impl Default for DeviceController {
 }
 
 /// `modules.syncController`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncController {
-    /// Run the module.
+    /// Run SyncController: keep ObjectSync records of what each node
+    /// acknowledged and resend what a reconnecting node missed (needs
+    /// CloudHub).
     pub enable: bool,
 }
 

@@ -1,18 +1,21 @@
 //! `edgecore.yaml`: KubeEdge's `EdgeCore` configuration (`edgecore.config.kubeedge.io/v1alpha2`),
 //! with its key names and defaults, plus the few keys Apiary adds.
 //!
-//! Apiary's additions, all documented in docs/config.md: `commonConfig`
-//! (the metrics address), `modules.nodeStatus` (Node registration, which
-//! KubeEdge does inside edged) and `modules.eventBus.broker` (the embedded
-//! MQTT broker). Keys of KubeEdge modules Apiary does not have
-//! (`edged`, `edgeStream`, `taskManager`, `dbTest`) are accepted and named
-//! in one warning; any other unknown key is an error.
+//! Apiary's additions, marked `x-apiary-addition` for the generated
+//! reference (docs/configuration.md, see `daemonkit::reference`):
+//! `commonConfig` (the metrics address), `modules.nodeStatus` (Node
+//! registration, which KubeEdge does inside edged) and
+//! `modules.eventBus.broker` (the embedded MQTT broker). Keys of KubeEdge
+//! modules Apiary does not have (`edged`, `edgeStream`, `taskManager`,
+//! `dbTest`) are accepted and named in one warning (marked
+//! `x-kubeedge-unsupported`); any other unknown key is an error.
 
 mod modules;
 
 use std::collections::BTreeMap;
 
 use daemonkit::{Checks, DaemonConfig, Invalid};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use broker::{AclAction, AclPermission, AclRule, Broker, BrokerAcl};
@@ -26,22 +29,25 @@ pub const API_VERSION: &str = "edgecore.config.kubeedge.io/v1alpha2";
 const ACCEPTED_API_VERSIONS: &[&str] = &[API_VERSION, "edgecore.config.kubeedge.io/v1alpha1"];
 
 /// The whole `edgecore.yaml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct EdgeCoreConfig {
-    /// `edgecore.config.kubeedge.io/v1alpha2` (v1alpha1 accepted).
+    /// Schema version of the file: `edgecore.config.kubeedge.io/v1alpha2`
+    /// (`v1alpha1` is accepted too).
     pub api_version: String,
-    /// `EdgeCore`.
+    /// Kind of the file; must be `EdgeCore`.
     pub kind: String,
-    /// The SQLite database.
+    /// The SQLite database of the edge's copy of its objects and devices.
     pub database: Database,
-    /// Daemon-wide settings (Apiary).
+    /// Daemon-wide settings: the metrics endpoint.
+    #[schemars(extend("x-apiary-addition" = true))]
     pub common_config: CommonConfig,
-    /// Module sections.
+    /// One section per edgecore module.
     pub modules: EdgeModules,
-    /// Feature gates; Apiary has none yet and names any set in a warning.
+    /// KubeEdge's feature gates by name; Apiary has none, so every gate set
+    /// here has no effect and is named in the start-up warning.
     pub feature_gates: BTreeMap<String, bool>,
-    /// Version written by KubeEdge's keadm; informational.
+    /// The KubeEdge version keadm wrote the file for (accepted, not used).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub edgecore_version: String,
 }
@@ -61,14 +67,17 @@ impl Default for EdgeCoreConfig {
 }
 
 /// `database`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct Database {
-    /// Always `sqlite3`.
+    /// Database driver; must be `sqlite3`.
     pub driver_name: String,
-    /// ORM alias (informational).
+    /// KubeEdge's ORM alias of the database (accepted, not used).
     pub alias_name: String,
-    /// Path of the database file.
+    /// Path of the SQLite file (its directory is created if missing).
+    /// EdgeHub's outbox is kept beside it (`.outbox.db` instead of the
+    /// extension), and so is the embedded broker's `broker/` directory
+    /// unless `modules.eventBus.broker.dataDir` says otherwise.
     pub data_source: String,
 }
 
@@ -83,7 +92,7 @@ impl Default for Database {
 }
 
 /// `commonConfig` (Apiary).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct CommonConfig {
     /// Prometheus metrics and health endpoints.
@@ -91,10 +100,11 @@ pub struct CommonConfig {
 }
 
 /// `commonConfig.monitorServer`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct MonitorServer {
-    /// `ip:port` for `/metrics`, `/healthz`, `/readyz` (port 0 picks one).
+    /// `ip:port` serving `/metrics`, `/healthz` and `/readyz` (port 0 picks
+    /// a free one).
     pub bind_address: String,
 }
 

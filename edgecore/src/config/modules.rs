@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
@@ -16,32 +17,42 @@ pub const DEFAULT_PROJECT_ID: &str = "e632aba927ea4ac2b575ec1603d56f10";
 
 /// Every module section. Unknown keys are refused, except the KubeEdge
 /// modules Apiary does not have, which are accepted and reported.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct EdgeModules {
-    /// The link to the cloud.
+    /// The link to the cloud: WebSocket or QUIC to CloudHub, joining with a
+    /// token, certificate rotation, the outbox.
     pub edge_hub: EdgeHub,
-    /// MQTT.
+    /// MQTT: the embedded broker and the bridge between device topics and
+    /// the other modules.
     pub event_bus: EventBus,
-    /// The SQLite cache and the MetaServer.
+    /// The edge's store of what the cloud sent (SQLite) and the MetaServer.
     pub meta_manager: MetaManager,
-    /// HTTP between cloud and local apps.
+    /// HTTP between the cloud and applications on the node.
     pub service_bus: ServiceBus,
-    /// Device twins.
+    /// Device twins: devices, their attributes and twin values, and the
+    /// MQTT topics mappers use.
     pub device_twin: DeviceTwin,
-    /// Node registration, status and lease (Apiary; KubeEdge does this in edged).
+    /// Node registration, status and lease (KubeEdge does this in edged).
+    #[schemars(extend("x-apiary-addition" = true))]
     pub node_status: NodeStatus,
-    /// KubeEdge's kubelet: not in Apiary.
+    /// KubeEdge's edged, the kubelet that runs pods; not in Apiary.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub edged: Option<Value>,
-    /// KubeEdge's stream tunnel: not in Apiary yet.
+    /// KubeEdge's EdgeStream, the edge end of the `kubectl logs`/`exec`
+    /// tunnel; not in Apiary yet.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub edge_stream: Option<Value>,
-    /// KubeEdge's task manager: not in Apiary.
+    /// KubeEdge's TaskManager (node upgrade and image pre-pull tasks); not
+    /// in Apiary.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub task_manager: Option<Value>,
-    /// KubeEdge's test module: not in Apiary.
+    /// KubeEdge's DBTest, a module for testing the database; not in Apiary.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>", extend("x-kubeedge-unsupported" = true))]
     pub db_test: Option<Value>,
 }
 
@@ -62,36 +73,45 @@ impl EdgeModules {
 }
 
 /// `modules.edgeHub`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct EdgeHub {
-    /// Run the module.
+    /// Run EdgeHub, the link to the cloud; without it the node works from
+    /// its local store only.
     pub enable: bool,
-    /// Seconds between keepalives; the read deadline is two heartbeats.
+    /// Seconds between keepalives to the cloud; the link is dropped after
+    /// two heartbeats without anything received.
     pub heartbeat: u32,
-    /// Upstream messages per second.
+    /// Messages per second sent up to the cloud; more wait their turn in
+    /// the outbox.
     #[serde(rename = "messageQPS")]
     pub message_qps: f64,
-    /// Upstream burst.
+    /// Messages sent at once above `messageQPS`.
     pub message_burst: u32,
-    /// Project id in the WebSocket URL.
+    /// Project id in the WebSocket URL path (`/<projectID>/<node>/events`).
     #[serde(rename = "projectID")]
     pub project_id: String,
-    /// CA certificate that signed the cloud (written by join).
+    /// The cloud's CA certificate (PEM); fetched from `httpServer` and
+    /// checked against the token's hash when joining.
     pub tls_ca_file: String,
-    /// This node's client certificate.
+    /// This node's client certificate (PEM), issued by the cloud when
+    /// joining and renewed by rotation.
     pub tls_cert_file: String,
-    /// This node's private key.
+    /// This node's private key (PEM), made when joining.
     pub tls_private_key_file: String,
-    /// Join token; used once to fetch a certificate.
+    /// Join token from `cloudcore gettoken`; used to get a certificate
+    /// when there is no usable one.
     pub token: String,
-    /// The cloud's certificate server, `https://host:10002`.
+    /// The cloud's certificate server, `https://host:10002`, where the node
+    /// gets and renews its certificate.
     pub http_server: String,
-    /// Renew the certificate before it expires.
+    /// Renew the client certificate at 80 % of its lifetime.
     pub rotate_certificates: bool,
-    /// WebSocket transport.
+    /// Connect over WebSocket (exactly one of `websocket` and `quic` is
+    /// enabled).
     pub websocket: HubTransport,
-    /// QUIC transport.
+    /// Connect over QUIC (exactly one of `websocket` and `quic` is
+    /// enabled).
     pub quic: HubTransport,
 }
 
@@ -116,18 +136,20 @@ impl Default for EdgeHub {
 }
 
 /// `modules.edgeHub.websocket` / `modules.edgeHub.quic`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct HubTransport {
     /// Use this transport.
     pub enable: bool,
-    /// The cloud's `host:port`.
+    /// The cloud's `host:port` for this transport.
     pub server: String,
-    /// Seconds allowed for the TLS and protocol handshake.
+    /// Seconds a connection attempt (connect, TLS and the protocol
+    /// handshake) may take.
     pub handshake_timeout: u32,
-    /// Seconds a read may wait (Apiary also drops the link after two silent heartbeats).
+    /// KubeEdge's read deadline in seconds (accepted, not used: Apiary
+    /// drops the link after two heartbeats without anything received).
     pub read_deadline: u32,
-    /// Seconds a write may wait.
+    /// Seconds a write to the cloud may take before the link is dropped.
     pub write_deadline: u32,
 }
 
@@ -150,38 +172,48 @@ impl Default for HubTransport {
 }
 
 /// `modules.eventBus`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct EventBus {
-    /// Run the module.
+    /// Run EventBus (and, with `mqttMode` 0 or 1, the embedded broker).
     pub enable: bool,
-    /// QoS for device topics. Apiary's default is 1 (KubeEdge's is 0 and loses messages).
+    /// MQTT QoS (0, 1 or 2) of EventBus's subscriptions and publishes.
+    /// Apiary's default is 1 (KubeEdge's is 0, which loses messages).
     #[serde(rename = "mqttQOS")]
     pub mqtt_qos: u8,
-    /// Retain flag on published messages.
+    /// Set the retain flag on the messages EventBus publishes.
     pub mqtt_retain: bool,
-    /// Per-session queue length of the embedded broker.
+    /// Messages in flight per client session of the embedded broker (at
+    /// most 65535).
     pub mqtt_session_queue_size: u32,
-    /// Address of the embedded broker.
+    /// Where the embedded broker listens, `tcp://<ip>:<port>`.
     pub mqtt_server_internal: String,
-    /// Address of an external broker.
+    /// URL of an external broker (`tcp://`, `mqtt://`, or `ssl://`/`mqtts://`
+    /// with `eventBusTLS`), used with `mqttMode` 1 or 2.
     pub mqtt_server_external: String,
-    /// Client id of the subscribing client (empty: generated).
+    /// Client id of EventBus's persistent MQTT session (empty:
+    /// `apiary-eventbus-<node>`).
     #[serde(rename = "mqttSubClientID")]
     pub mqtt_sub_client_id: String,
-    /// Client id of the publishing client (empty: generated).
+    /// KubeEdge's id of its separate publishing client (accepted, not
+    /// used: Apiary publishes over the `mqttSubClientID` session).
     #[serde(rename = "mqttPubClientID")]
     pub mqtt_pub_client_id: String,
-    /// Username for the broker.
+    /// Username EventBus logs in with; the embedded broker accepts it for
+    /// EventBus too.
     pub mqtt_username: String,
-    /// Password for the broker.
+    /// Password that goes with `mqttUsername` (empty: the embedded broker
+    /// accepts any password for that user).
     pub mqtt_password: String,
-    /// 0 internal broker, 1 both, 2 external. Apiary's default is 0 (KubeEdge's is 2).
+    /// Which brokers EventBus uses: 0 the embedded one, 1 both the embedded
+    /// and `mqttServerExternal`, 2 `mqttServerExternal` only. Apiary's
+    /// default is 0 (KubeEdge's is 2).
     pub mqtt_mode: u8,
-    /// TLS to the broker.
+    /// TLS to the external broker.
     #[serde(rename = "eventBusTLS")]
     pub event_bus_tls: EventBusTls,
-    /// The embedded broker (Apiary).
+    /// The embedded MQTT broker, run when `mqttMode` is 0 or 1.
+    #[schemars(extend("x-apiary-addition" = true))]
     pub broker: Broker,
 }
 
@@ -219,35 +251,41 @@ impl EventBus {
 }
 
 /// `modules.eventBus.eventBusTLS`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventBusTls {
-    /// Use TLS to the broker.
+    /// Connect to the external broker over TLS (`mqttServerExternal`
+    /// must then be `ssl://` or `mqtts://`).
     pub enable: bool,
-    /// CA file.
+    /// CA certificate (PEM) the broker's certificate must chain to;
+    /// required with TLS.
     #[serde(rename = "tlsMqttCAFile")]
     pub tls_mqtt_ca_file: String,
-    /// Client certificate file.
+    /// Client certificate (PEM) to present; optional, but goes with
+    /// `tlsMqttPrivateKeyFile`.
     #[serde(rename = "tlsMqttCertFile")]
     pub tls_mqtt_cert_file: String,
-    /// Client key file.
+    /// Private key (PEM) of `tlsMqttCertFile`.
     #[serde(rename = "tlsMqttPrivateKeyFile")]
     pub tls_mqtt_private_key_file: String,
 }
 
 /// `modules.metaManager`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct MetaManager {
-    /// Run the module.
+    /// Run MetaManager: store what the cloud sends (acknowledged once
+    /// committed) and answer the other modules' queries.
     pub enable: bool,
-    /// Group that carries remote queries.
+    /// KubeEdge's group for queries to the cloud (accepted, not used:
+    /// queries go to `contextSendModule`).
     pub context_send_group: String,
-    /// Module that carries remote queries.
+    /// Module that carries queries to the cloud (EdgeHub is `websocket`).
     pub context_send_module: String,
-    /// Seconds a remote query may take.
+    /// Seconds a query to the cloud may take; after that, or while
+    /// offline, the local store answers.
     pub remote_query_timeout: u32,
-    /// The local Kubernetes-style API.
+    /// The local, read-only Kubernetes-style API over the store.
     pub meta_server: MetaServer,
 }
 
@@ -264,26 +302,32 @@ impl Default for MetaManager {
 }
 
 /// `modules.metaManager.metaServer`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct MetaServer {
-    /// Serve it. Apiary's default is on (loopback only); KubeEdge's is off.
+    /// Serve the MetaServer. Apiary's default is on (loopback only);
+    /// KubeEdge's is off.
     pub enable: bool,
-    /// `host:port` to listen on.
+    /// `ip:port` to listen on (plain HTTP, read-only).
     pub server: String,
-    /// TLS CA (with `RequireAuthorization`).
+    /// KubeEdge's CA for the MetaServer's TLS (accepted, not used: Apiary
+    /// serves plain HTTP).
     pub tls_ca_file: String,
-    /// TLS certificate.
+    /// KubeEdge's MetaServer certificate (accepted, not used).
     pub tls_cert_file: String,
-    /// TLS key.
+    /// KubeEdge's MetaServer key (accepted, not used).
     pub tls_private_key_file: String,
-    /// Accepted token audiences.
+    /// KubeEdge's accepted service-account token audiences (accepted, not
+    /// used: Apiary checks no tokens).
     pub api_audiences: Vec<String>,
-    /// Accepted token issuers.
+    /// KubeEdge's accepted service-account token issuers (accepted, not
+    /// used).
     pub service_account_issuers: Vec<String>,
-    /// Keys that verify tokens.
+    /// KubeEdge's keys that verify service-account tokens (accepted, not
+    /// used).
     pub service_account_key_files: Vec<String>,
-    /// In-cluster address (KubeEdge's dummy interface).
+    /// KubeEdge's in-cluster address on a dummy interface (accepted, not
+    /// used).
     pub dummy_server: String,
 }
 
@@ -304,16 +348,17 @@ impl Default for MetaServer {
 }
 
 /// `modules.serviceBus`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct ServiceBus {
-    /// Run the module.
+    /// Run ServiceBus: calls from the cloud to local applications, and
+    /// an HTTP listener for local applications' requests to the cloud.
     pub enable: bool,
-    /// Address to listen on.
+    /// IP address the listener binds.
     pub server: String,
-    /// Port to listen on.
+    /// TCP port the listener binds.
     pub port: u16,
-    /// Seconds a forwarded request may take.
+    /// Seconds a request may wait for its answer.
     pub timeout: u32,
 }
 
@@ -329,12 +374,14 @@ impl Default for ServiceBus {
 }
 
 /// `modules.deviceTwin`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct DeviceTwin {
-    /// Run the module.
+    /// Run DeviceTwin: keep devices and their twins in SQLite and answer
+    /// mappers on the `$hw/events/device/...` topics.
     pub enable: bool,
-    /// Directory of the DMI socket for mappers.
+    /// KubeEdge's socket for mappers speaking DMI (accepted, not used:
+    /// Apiary's mappers use MQTT).
     pub dmi_sock_path: String,
 }
 
@@ -349,19 +396,22 @@ impl Default for DeviceTwin {
 
 /// `modules.nodeStatus` (Apiary): what KubeEdge's edged did for the Node
 /// object. Key names follow edged's where they mean the same thing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct NodeStatus {
-    /// Register and report the Node.
+    /// Run NodeStatus: register the Node (with `registerNode`), report its
+    /// status and renew its Lease.
     pub enable: bool,
-    /// The node name (empty: the host name).
+    /// The node name, also the name edgecore joins and connects as (empty:
+    /// the host name, in lower case).
     pub hostname_override: String,
     /// The node's address (empty: detected from the host).
     #[serde(rename = "nodeIP")]
     pub node_ip: String,
-    /// Extra labels on the Node (`node-role.kubernetes.io/edge` is always set).
+    /// Extra labels on the Node (`node-role.kubernetes.io/edge` is always
+    /// set).
     pub node_labels: BTreeMap<String, String>,
-    /// Create the Node if it does not exist.
+    /// Register the Node with the cloud at start.
     pub register_node: bool,
     /// Seconds between node status reports.
     pub node_status_update_frequency: u32,

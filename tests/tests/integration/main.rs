@@ -7,6 +7,7 @@
     reason = "tests: a failed set-up step should panic"
 )]
 
+mod config_reference;
 mod converge;
 mod device_controller;
 mod devices;
