@@ -145,7 +145,7 @@ async fn reset_command(args: ResetArgs, config: PathBuf) -> Result<(), join::Res
     let options = ResetOptions {
         config,
         force: args.force,
-        systemd: Systemd::default(),
+        systemd: Some(Systemd::default()),
     };
     let mut input = std::io::BufReader::new(std::io::stdin());
     join::reset(&options, &mut input, &mut std::io::stdout()).await

@@ -27,8 +27,9 @@ pub struct ResetOptions {
     pub config: PathBuf,
     /// Skip the confirmation.
     pub force: bool,
-    /// Where the unit would be.
-    pub systemd: Systemd,
+    /// Where the unit would be; `None` leaves systemd alone (a node that
+    /// was never joined with `--with-systemd`, like the quickstart's).
+    pub systemd: Option<Systemd>,
 }
 
 /// Why `edgecore reset` stopped.
@@ -113,11 +114,11 @@ pub async fn reset(
         }
     }
     let mut stopped = Vec::new();
-    if plan.unit {
-        options.systemd.remove()?;
+    if let Some(systemd) = options.systemd.as_ref().filter(|_| plan.unit) {
+        systemd.remove()?;
         stopped.push(format!(
             "stopped and removed {}",
-            options.systemd.unit_path().display()
+            systemd.unit_path().display()
         ));
     }
     stop(&plan.pids).await?;
@@ -173,11 +174,11 @@ fn remove(path: &Path, op: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<
 
 fn describe(plan: &Plan, options: &ResetOptions, out: &mut (dyn Write + Send)) {
     let _ = writeln!(out, "edgecore reset will:");
-    if plan.unit {
+    if let Some(systemd) = options.systemd.as_ref().filter(|_| plan.unit) {
         let _ = writeln!(
             out,
             "  stop, disable and remove {}",
-            options.systemd.unit_path().display()
+            systemd.unit_path().display()
         );
     }
     for pid in &plan.pids {
@@ -192,7 +193,7 @@ fn describe(plan: &Plan, options: &ResetOptions, out: &mut (dyn Write + Send)) {
 /// the process table for edgecores running with it.
 fn plan(options: &ResetOptions) -> Result<Plan, ResetError> {
     let mut plan = Plan {
-        unit: options.systemd.installed(),
+        unit: options.systemd.as_ref().is_some_and(Systemd::installed),
         pids: running_with(&options.config)?,
         ..Plan::default()
     };
@@ -385,10 +386,10 @@ mod tests {
         let options = ResetOptions {
             config: dir.path().join("config/edgecore.yaml"),
             force: false,
-            systemd: Systemd {
+            systemd: Some(Systemd {
                 unit_dir: dir.path().join("units"),
                 ..Systemd::default()
-            },
+            }),
         };
         let mut out = Vec::new();
         reset(&options, &mut std::io::empty(), &mut out)
@@ -427,10 +428,10 @@ mod tests {
         let options = ResetOptions {
             config: config_path.clone(),
             force: false,
-            systemd: Systemd {
+            systemd: Some(Systemd {
                 unit_dir: dir.path().join("units"),
                 ..Systemd::default()
-            },
+            }),
         };
 
         let mut out = Vec::new();

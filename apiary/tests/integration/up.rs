@@ -1,0 +1,195 @@
+//! README's first command, as a user runs it: `apiary up` (on free ports,
+//! in a temp directory) prints its listeners and follow-up commands; every
+//! printed command succeeds when pasted into a shell (kubectl against the
+//! cloud and against the edge's MetaServer, `kubectl apply` of the example
+//! DeviceModel and Device, mosquitto_pub of a twin report), and the report
+//! reaches the Device's status; SIGINT stops both daemons with status 0; a
+//! second run reuses the data (no new join, the Device is still there).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use apiary::summary::PROMPT;
+use tests::eventually;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A running `apiary up` and its stdout.
+struct Up {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Up {
+    fn start(data: &Path) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_apiary"))
+            .args(["up", "--any-port", "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Up { child, lines }
+    }
+
+    /// Everything printed up to and including the summary's last line.
+    async fn summary(&mut self) -> Vec<String> {
+        let mut seen = Vec::new();
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                let last = line.starts_with("Ctrl-C stops both");
+                seen.push(line);
+                if last {
+                    return;
+                }
+            }
+            panic!("apiary up ended before its summary:\n{}", seen.join("\n"));
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no summary within {PATIENCE:?}"));
+        seen
+    }
+
+    /// Sends SIGINT (Ctrl-C) and returns what was printed until the exit.
+    async fn interrupt(mut self) -> String {
+        let pid = self.child.id().unwrap().to_string();
+        let sent = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+        let mut rest = Vec::new();
+        while let Some(line) = self.lines.next_line().await.unwrap() {
+            rest.push(line);
+        }
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("apiary up exits after Ctrl-C")
+            .unwrap();
+        assert!(status.success(), "exit status {status}: {rest:?}");
+        rest.join("\n")
+    }
+}
+
+fn prompted(summary: &[String]) -> Vec<String> {
+    summary
+        .iter()
+        .filter_map(|l| l.strip_prefix(PROMPT))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs `command` in a shell as a user would paste it; its stdout if it
+/// succeeded.
+async fn shell(command: &str, home: &Path) -> Result<String, String> {
+    let out = Command::new("sh")
+        .args(["-c", command])
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "{command}: {}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn have(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_and_its_printed_commands_work() {
+    if !(have("kubectl") && have("mosquitto_pub")) {
+        eprintln!("note: kubectl or mosquitto_pub missing (scripts/install-deps.sh installs them); skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+
+    let mut up = Up::start(&data);
+    let summary = up.summary().await;
+    let text = summary.join("\n");
+    assert!(text.contains("[5/5] wrote"), "a fresh join:\n{text}");
+    assert!(text.contains("(edge-1, Ready)"), "{text}");
+    let commands = prompted(&summary);
+    assert_eq!(commands.len(), 6, "{text}");
+    let (check, steps) = commands.split_last().unwrap();
+    for command in steps {
+        let out = shell(command, &home)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+        if command.ends_with(" get nodes") {
+            assert!(
+                out.lines()
+                    .any(|l| l.starts_with("edge-1 ") && l.contains(" Ready ")),
+                "{out}"
+            );
+        }
+        if command.contains("--server http://") {
+            assert!(
+                out.contains("sensor-1"),
+                "the edge's MetaServer has the Device: {out}"
+            );
+        }
+    }
+    eventually(
+        "the twin report in the Device's status",
+        PATIENCE,
+        || async { (shell(check, &home).await.ok()?.trim() == "21").then_some(()) },
+    )
+    .await;
+    let a_second = Command::new(env!("CARGO_BIN_EXE_apiary"))
+        .args(["up", "--any-port", "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "off")
+        .output()
+        .await
+        .unwrap();
+    assert!(!a_second.status.success());
+    assert!(
+        String::from_utf8_lossy(&a_second.stderr).contains("in use by another `apiary up`"),
+        "{a_second:?}"
+    );
+    let rest = up.interrupt().await;
+    assert!(rest.contains("stopped; the data stays in"), "{rest}");
+
+    // Again: the same data, no new join, the Device still there.
+    let mut up = Up::start(&data);
+    let summary = up.summary().await;
+    let text = summary.join("\n");
+    assert!(
+        text.contains("cloud: reusing") && text.contains("edge: reusing"),
+        "{text}"
+    );
+    assert!(!text.contains("[5/5]"), "no second join:\n{text}");
+    assert!(text.contains("(edge-1, Ready)"), "{text}");
+    let check = prompted(&summary).pop().unwrap();
+    assert_eq!(
+        shell(&check, &home).await.unwrap().trim(),
+        "21",
+        "kept across runs"
+    );
+    up.interrupt().await;
+}
