@@ -3,15 +3,18 @@
 //! printed command succeeds when pasted into a shell (kubectl against the
 //! cloud and against the edge's MetaServer, `kubectl apply` of the example
 //! DeviceModel and Device, mosquitto_pub of a twin report), and the report
-//! reaches the Device's status; SIGINT stops both daemons with status 0; a
-//! second run reuses the data (no new join, the Device is still there).
+//! reaches the Device's status; both daemons' printed monitor addresses
+//! answer /metrics, /healthz and /readyz; SIGINT stops both with status 0;
+//! a second run reuses the data (no new join, the Device is still there).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use apiary::summary::PROMPT;
 use tests::eventually;
+use tests::link::http_get;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -109,6 +112,21 @@ async fn shell(command: &str, home: &Path) -> Result<String, String> {
     }
 }
 
+/// The monitor addresses the summary prints, cloud's first.
+fn monitors(summary: &[String]) -> Vec<SocketAddr> {
+    summary
+        .iter()
+        .filter(|l| l.trim_start().starts_with("metrics, health"))
+        .filter_map(|l| {
+            let url = l.split_whitespace().find(|w| w.starts_with("http://"))?;
+            url.strip_prefix("http://")?
+                .strip_suffix("/metrics")?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 fn have(tool: &str) -> bool {
     std::process::Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -160,6 +178,19 @@ async fn the_quickstart_and_its_printed_commands_work() {
         || async { (shell(check, &home).await.ok()?.trim() == "21").then_some(()) },
     )
     .await;
+    let monitors = monitors(&summary);
+    assert_eq!(monitors.len(), 2, "{text}");
+    for (addr, family) in monitors.into_iter().zip(["cloudhub_", "edgehub_"]) {
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let reply = http_get(addr, path).await;
+            assert!(reply.starts_with("HTTP/1.1 200"), "{addr}{path}: {reply}");
+        }
+        let metrics = http_get(addr, "/metrics").await;
+        assert!(
+            metrics.contains(&format!("# TYPE {family}")),
+            "{addr}: {metrics}"
+        );
+    }
     let a_second = Command::new(env!("CARGO_BIN_EXE_apiary"))
         .args(["up", "--any-port", "--data-dir"])
         .arg(&data)

@@ -36,3 +36,14 @@ fn bad_port_exits_64_naming_the_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn version_names_the_binary_and_release() {
+    let out = cloudcore(&["--version"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.trim(),
+        format!("cloudcore {}", env!("CARGO_PKG_VERSION"))
+    );
+}

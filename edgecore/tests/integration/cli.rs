@@ -68,3 +68,53 @@ fn missing_file_exits_64() {
     let out = edgecore(&["--config", "/nonexistent/apiary/edgecore.yaml"]);
     assert_eq!(out.status.code(), Some(64), "{out:?}");
 }
+
+#[test]
+fn version_names_the_binary_and_release() {
+    let out = edgecore(&["--version"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.trim(),
+        format!("edgecore {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn join_refuses_bad_flags_before_contacting_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    let token = format!("{}.a.b.c", "0".repeat(64));
+    let good = [
+        ("--cloudcore-ipport", "127.0.0.1:10000"),
+        ("--token", token.as_str()),
+        ("--edgenode-name", "edge-1"),
+        ("--labels", "zone=lab"),
+        ("--config-dir", etc.to_str().unwrap()),
+    ];
+    let cases = [
+        ("--labels", "zone", "--labels: \"zone\" is not key=value"),
+        (
+            "--edgenode-name",
+            "Edge_1",
+            "--edgenode-name: \"Edge_1\" is not a valid node name",
+        ),
+        (
+            "--cloudcore-ipport",
+            "cloud",
+            "--cloudcore-ipport: \"cloud\" is not HOST:PORT",
+        ),
+        ("--token", "not-a-token", "--token: "),
+    ];
+    for (flag, bad, expected) in cases {
+        let mut args = vec!["join"];
+        for (name, value) in good {
+            args.extend([name, if name == flag { bad } else { value }]);
+        }
+        let out = edgecore(&args);
+        assert_eq!(out.status.code(), Some(1), "{flag} {bad}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{flag} {bad}: {stderr}");
+        assert!(!etc.exists(), "{flag} {bad}: nothing written");
+    }
+}
