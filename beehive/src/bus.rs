@@ -183,13 +183,16 @@ impl Bus {
     /// Hands `reply` to the [`request`](Bus::request) whose id is the reply's
     /// `parent_msg_id` (KubeEdge's `SendResp`). Never blocks.
     ///
-    /// Returns `false`, logging a warning, when nobody waits for it (the
-    /// request timed out, was dropped, or never existed); the reply is dropped.
+    /// Returns `false` when nobody waits for it (the request timed out, was
+    /// dropped, or was sent without waiting — the cloud answers a Node
+    /// registration the edge only sent); the reply is dropped, logged at
+    /// debug as KubeEdge drops it silently (a timed-out requester has
+    /// logged its timeout already).
     pub fn respond(&self, reply: Message) -> bool {
         match self.shared.pending.resolve(reply) {
             None => true,
             Some(reply) => {
-                tracing::warn!(
+                tracing::debug!(
                     msg_id = reply.id(),
                     parent_msg_id = reply.header.parent_msg_id,
                     "dropping a reply nobody waits for"

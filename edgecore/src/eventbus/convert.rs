@@ -138,6 +138,9 @@ pub(crate) fn plan(msg: &Message, node: &str, max_payload: usize) -> Plan {
             },
             Err(reason) => Plan::Refuse(reason),
         },
+        // EdgeHub tells every group when the link comes or goes; devices
+        // hear nothing of it on MQTT.
+        Operation::Connect => Plan::Ignore("the cloud link's state (node/connection)"),
         other => Plan::Refuse(format!(
             "eventbus does not handle operation {other:?}",
             other = other.as_str()
@@ -344,5 +347,7 @@ mod tests {
             plan(&bus(Operation::Insert, "a/b", Value::Null), "n", MAX),
             Plan::Refuse(_)
         ));
+        let link_state = proto::modules::connection_message(proto::modules::group::BUS, true);
+        assert!(matches!(plan(&link_state, "n", MAX), Plan::Ignore(_)));
     }
 }
