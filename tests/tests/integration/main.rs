@@ -17,6 +17,7 @@ mod kube_api;
 mod kube_restart;
 mod kubectl_cloud;
 mod link;
+mod manifests;
 mod meta_kill;
 mod meta_query;
 mod metaserver;
