@@ -16,7 +16,8 @@ pub const DEFAULT_FILTER: &str = "warn,apiary=info,beehive=info,broker=info,clou
 /// Installs the global tracing subscriber. Calling it twice is harmless
 /// (the second call keeps the first subscriber).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json = std::env::var("APIARY_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
