@@ -97,27 +97,62 @@ pub trait DaemonConfig: DeserializeOwned + Serialize + Default {
 
 /// Parses YAML text into `T`, naming the offending key on error. An empty
 /// document yields `T::default()`.
+///
+/// Keys the file leaves out keep their value in `T::default()` (what
+/// `--defaultconfig` prints), also inside a section the file names only in
+/// part: `websocket: {port: 20000}` keeps WebSocket enabled on its default
+/// address, as KubeEdge reads its files onto its defaults. The file is read
+/// twice: alone first, so that type errors and unknown keys are reported
+/// with the file's key path, then laid over the defaults for the values.
 pub fn parse<T: DaemonConfig>(text: &str) -> Result<T> {
     if text.trim().is_empty() {
         return Ok(T::default());
     }
     let de = serde_norway::Deserializer::from_str(text);
-    let config: T = serde_path_to_error::deserialize(de).map_err(|err| {
-        let key = err.path().to_string();
-        let key = if key == "." { String::new() } else { key };
-        // serde_norway sometimes puts the path in its own message too.
-        let message = err.into_inner().to_string();
-        let message = match message.strip_prefix(&format!("{key}: ")) {
-            Some(rest) => rest.to_owned(),
-            None => message,
-        };
-        ConfigError::Parse { key, message }
+    let _: T = serde_path_to_error::deserialize(de).map_err(parse_error)?;
+    let file: Value = serde_norway::from_str(text).map_err(|err| ConfigError::Parse {
+        key: String::new(),
+        message: err.to_string(),
     })?;
+    let mut merged = serde_norway::to_value(T::default()).map_err(ConfigError::Render)?;
+    overlay(&mut merged, file);
+    let config: T = serde_path_to_error::deserialize(merged).map_err(parse_error)?;
     let invalid = config.validate();
     if invalid.is_empty() {
         Ok(config)
     } else {
         Err(ConfigError::Invalid(invalid))
+    }
+}
+
+/// A deserialization error as a [`ConfigError::Parse`] naming the key.
+fn parse_error<E: fmt::Display>(err: serde_path_to_error::Error<E>) -> ConfigError {
+    let key = err.path().to_string();
+    let key = if key == "." { String::new() } else { key };
+    // serde_norway sometimes puts the path in its own message too.
+    let message = err.into_inner().to_string();
+    let message = match message.strip_prefix(&format!("{key}: ")) {
+        Some(rest) => rest.to_owned(),
+        None => message,
+    };
+    ConfigError::Parse { key, message }
+}
+
+/// Lays `file` over `base`: mappings merge key by key, anything else (a
+/// scalar, a list, a mapping over a non-mapping) replaces.
+fn overlay(base: &mut Value, file: Value) {
+    match (base, file) {
+        (Value::Mapping(base), Value::Mapping(file)) => {
+            for (key, value) in file {
+                match base.get_mut(&key) {
+                    Some(slot) => overlay(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, value) => *slot = value,
     }
 }
 
@@ -290,6 +325,80 @@ mod tests {
         };
         let keys: Vec<_> = items.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["outer.heartbeat", "outer.server"]);
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Listener {
+        enable: bool,
+        port: u16,
+    }
+
+    impl Default for Listener {
+        fn default() -> Self {
+            Listener {
+                enable: false,
+                port: 0,
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Hub {
+        websocket: Listener,
+        quic: Listener,
+        names: Vec<String>,
+    }
+
+    impl Default for Hub {
+        fn default() -> Self {
+            Hub {
+                websocket: Listener {
+                    enable: true,
+                    port: 10000,
+                },
+                quic: Listener {
+                    enable: false,
+                    port: 10001,
+                },
+                names: vec!["a".into(), "b".into()],
+            }
+        }
+    }
+
+    impl DaemonConfig for Hub {
+        fn validate(&self) -> Vec<Invalid> {
+            Vec::new()
+        }
+        fn unsupported_keys(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn minimal_keys() -> &'static [&'static str] {
+            &[]
+        }
+    }
+
+    #[test]
+    fn a_partly_named_section_keeps_its_other_defaults() {
+        let hub: Hub = parse("websocket: {port: 20000}\nquic: {enable: true}\nnames: [c]").unwrap();
+        assert_eq!(
+            hub.websocket,
+            Listener {
+                enable: true,
+                port: 20000
+            }
+        );
+        assert_eq!(
+            hub.quic,
+            Listener {
+                enable: true,
+                port: 10001
+            }
+        );
+        assert_eq!(hub.names, ["c"], "lists replace");
+        let err = parse::<Hub>("websocket: {port: -1}").unwrap_err();
+        assert!(err.to_string().starts_with("websocket.port: "), "{err}");
     }
 
     #[test]
