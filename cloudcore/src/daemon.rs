@@ -238,13 +238,24 @@ pub async fn start_with_ack_hook(
         // Without CloudHub no node ever connects: nobody to mark.
         let links = links.clone().unwrap_or_default();
         let grace = Duration::from_secs(hub_config.keepalive_interval.into());
-        let controller = EdgeController::new(
+        let mut controller = EdgeController::new(
             kube.client.clone(),
             scope.clone(),
             links,
             grace,
             &mut registry,
         );
+        if let Some(index) = sync_index.clone() {
+            // A node that lost its store holds none of what it acked.
+            controller = controller.on_new_edge_store(Arc::new(move |node: &str| {
+                let forgotten = index.forget_node(node);
+                tracing::info!(
+                    node,
+                    records = forgotten,
+                    "sync records of a new edge store dropped"
+                );
+            }));
+        }
         builder.module(controller);
     }
     if let (Some(index), Some(links)) = (sync_index, links) {

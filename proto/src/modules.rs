@@ -145,6 +145,16 @@ pub mod content {
     pub const CLOUD_DISCONNECTED: &str = "cloud_disconnected";
 }
 
+/// Annotation on the Node an edge registers when its store was created by
+/// that registration (a first start, or a start after its database was
+/// lost, reset or restored from before): value [`NEW_EDGE_STORE`]. An
+/// Apiary cloud strips it and forgets what it recorded as delivered to the
+/// node, so that everything is sent again; a KubeEdge cloud keeps it on the
+/// Node, where it does no harm.
+pub const EDGE_STORE_ANNOTATION: &str = "apiary.io/edge-store";
+/// The value of [`EDGE_STORE_ANNOTATION`].
+pub const NEW_EDGE_STORE: &str = "new";
+
 /// CSI volume operations (never acked).
 pub const VOLUME_OPERATIONS: &[&str] = &[
     "createvolume",

@@ -49,7 +49,14 @@ pub(crate) struct KubeSide {
     pub(crate) links: NodeLinks,
     /// The reflectors: the first read of a status read-modify-write.
     pub(crate) scope: Scope,
+    /// Told of a node whose store is new (see [`NewEdgeStore`]).
+    pub(crate) new_store: Option<NewEdgeStore>,
 }
+
+/// What to do when a node registers with a new store (its Node carries
+/// [`proto::modules::EDGE_STORE_ANNOTATION`]): the daemon makes
+/// SyncController forget what it recorded as delivered to that node.
+pub type NewEdgeStore = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl KubeSide {
     /// Carries out `up` (from `node`'s session).
@@ -117,6 +124,19 @@ impl KubeSide {
     async fn register(&self, sender: &str, name: &str, mut node: Node) -> Result<Value> {
         let api: Api<Node> = Api::all(self.client.clone());
         let meta = &mut node.metadata;
+        let store = meta
+            .annotations
+            .as_mut()
+            .and_then(|a| a.remove(proto::modules::EDGE_STORE_ANNOTATION));
+        if store.as_deref() == Some(proto::modules::NEW_EDGE_STORE) {
+            tracing::info!(
+                node = name,
+                "the edge's store is new: everything is sent again"
+            );
+            if let Some(forget) = &self.new_store {
+                forget(name);
+            }
+        }
         meta.name = Some(name.to_owned());
         meta.resource_version = None;
         meta.uid = None;

@@ -76,6 +76,7 @@ use tokio::sync::broadcast::{
 };
 use tokio_util::task::TaskTracker;
 
+pub use api::NewEdgeStore;
 pub use error::{EdgeControllerError, Result};
 
 use crate::cloudhub::{LinkEvent, NodeLinks};
@@ -97,6 +98,7 @@ pub struct EdgeController {
     links: NodeLinks,
     grace: Duration,
     metrics: Metrics,
+    new_store: Option<NewEdgeStore>,
 }
 
 impl std::fmt::Debug for EdgeController {
@@ -125,7 +127,15 @@ impl EdgeController {
             links,
             grace,
             metrics: Metrics::register(registry),
+            new_store: None,
         }
+    }
+
+    /// Calls `hook` with the name of a node that registers with a new
+    /// store (a first start, or a lost or reset database).
+    pub fn on_new_edge_store(mut self, hook: NewEdgeStore) -> Self {
+        self.new_store = Some(hook);
+        self
     }
 }
 
@@ -150,6 +160,7 @@ impl Module for EdgeController {
                 client: self.client.clone(),
                 links: self.links.clone(),
                 scope: scope.clone(),
+                new_store: self.new_store.clone(),
             },
             scope: scope.clone(),
             links: self.links.clone(),

@@ -262,6 +262,13 @@ impl Worker {
                     tracing::warn!(msg_id = msg.id(), resource = msg.resource(), error = %err, "cannot apply a cloud message");
                     self.send_up(msg.error_reply(err.to_string())).await;
                 }
+                (After::Register, result) => {
+                    let created = result.as_ref().is_ok_and(|outcomes| {
+                        outcomes.iter().any(|o| matches!(o, Outcome::Created(_)))
+                    });
+                    let msg = if created { mark_new_store(msg) } else { msg };
+                    self.forward(msg).await;
+                }
                 (After::Forward, result) => {
                     if let Err(err) = result {
                         // The cloud is the authority; our copy can lag.
@@ -314,6 +321,33 @@ impl Worker {
             tracing::warn!(msg_id, %err, "cannot hand a message to edgehub");
         }
     }
+}
+
+/// The registration `msg` with its Node annotated as coming from a new
+/// store ([`proto::modules::EDGE_STORE_ANNOTATION`]): the cloud then sends
+/// everything again instead of trusting what the old store acked.
+fn mark_new_store(mut msg: Message) -> Message {
+    tracing::info!(
+        msg_id = msg.id(),
+        "the store is new: the cloud is asked for everything"
+    );
+    let mut node = msg.content_json();
+    if let Some(meta) = node
+        .get_mut("metadata")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(
+                proto::modules::EDGE_STORE_ANNOTATION.to_owned(),
+                serde_json::Value::from(proto::modules::NEW_EDGE_STORE),
+            );
+        }
+    }
+    msg.content = node;
+    msg
 }
 
 /// Whether a write group is about a Node (its object row is a `nodes` one).

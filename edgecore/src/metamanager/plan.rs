@@ -16,6 +16,10 @@ pub(crate) enum After {
     Ack,
     /// A local message: send it on to the cloud.
     Forward,
+    /// The node's own registration: send it on, marked as coming from a
+    /// new store when the write created the Node row (no copy of the
+    /// cloud's, nor an earlier draft: the database is new).
+    Register,
 }
 
 /// The decision for one message.
@@ -190,6 +194,7 @@ pub(crate) fn plan(msg: &Message, resources: &Resources) -> Plan {
         };
     }
     let registering = !cloud && *op == Operation::Insert && *kind == ResourceKind::Node;
+    let after = if registering { After::Register } else { after };
     let expect = if registering {
         // The cloud's Node, if stored, is better than our first draft.
         Expect::Absent
@@ -349,7 +354,7 @@ mod tests {
         let Plan::Write { ops, after } = plan(&msg, &resources()) else {
             panic!()
         };
-        assert_eq!(after, After::Forward);
+        assert_eq!(after, After::Register);
         let WriteOp::Put {
             key, expect, value, ..
         } = &ops[0]

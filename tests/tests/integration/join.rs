@@ -3,18 +3,25 @@
 //! real `edgecore join` into temp directories, the real `edgecore` daemon
 //! started as systemd would, `kubectl get nodes` until the node is Ready
 //! with its labels, then `edgecore reset`: a "no" changes nothing, `--force`
-//! stops the daemon and leaves nothing behind. Also: joining twice, a
-//! token for another CA and a bad flag are refused before anything is
-//! written.
+//! stops the daemon and leaves nothing behind. Joining again with the same
+//! name, the node gets what the cloud had sent its first store (a pod's
+//! configmap, unchanged since) — the cloud's sync records of the old store
+//! are dropped when the new one registers. Also: joining twice, a token for
+//! another CA and a bad flag are refused before anything is written.
 
 use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::PostParams;
+use kube::Api;
+use serde_json::json;
 use tests::config;
 use tests::kubectl::{self, Kubectl};
-use tests::link::Cloud;
+use tests::link::{try_http_get, Cloud};
 use tests::{binaries, eventually};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -72,6 +79,7 @@ async fn join_gives_a_ready_node_and_reset_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut cloud_cfg = config::cloud(&dir.path().join("cloud"), 30);
     cloud_cfg.modules.edge_controller.enable = true;
+    cloud_cfg.modules.sync_controller.enable = true;
     let cloud_yaml = dir.path().join("cloudcore.yaml");
     std::fs::write(&cloud_yaml, serde_norway::to_string(&cloud_cfg).unwrap()).unwrap();
     let cloud = Cloud::start(cloud_cfg).await;
@@ -170,24 +178,8 @@ async fn join_gives_a_ready_node_and_reset_leaves_nothing() {
         text(&out)
     );
 
-    // The edge's own listeners (MetaServer, broker, metrics) move to free
-    // ports so that this test runs beside others; the rest is join's.
-    let mut edge_cfg: edgecore::EdgeCoreConfig = daemonkit::config::load(&config_path).unwrap();
-    edge_cfg.common_config.monitor_server.bind_address = "127.0.0.1:0".into();
-    edge_cfg.modules.meta_manager.meta_server.server = "127.0.0.1:0".into();
-    edge_cfg.modules.event_bus.mqtt_server_internal = "tcp://127.0.0.1:0".into();
-    edge_cfg.modules.node_status.node_status_update_frequency = 1;
-    std::fs::write(&config_path, serde_norway::to_string(&edge_cfg).unwrap()).unwrap();
-
     let config_arg = config_path.to_str().unwrap();
-    let mut daemon = Command::new(&edgecore)
-        .args(["--config", config_arg])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-
+    let (mut daemon, metaserver) = start_edge(&edgecore, &config_path);
     let home = dir.path().join("kubectl-home");
     std::fs::create_dir_all(&home).unwrap();
     let kubectl = Kubectl::with_kubeconfig(&dir.path().join("cloud/kubeconfig"), &home);
@@ -209,6 +201,9 @@ async fn join_gives_a_ready_node_and_reset_leaves_nothing() {
             .any(|l| l.starts_with(NODE) && l.contains(" Ready ")),
         "{listed}"
     );
+    // A pod bound to the node, and the configmap it mounts: at the edge.
+    bind_pod_with_configmap(&cloud.kube).await;
+    served(metaserver, "before the reset").await;
 
     // A "no" changes nothing.
     let reset = ["reset", "--config", config_arg];
@@ -256,5 +251,81 @@ async fn join_gives_a_ready_node_and_reset_leaves_nothing() {
         "{}",
         text(&out)
     );
+
+    // The same name joins again: the new store gets the configmap, which
+    // has not changed since the old store acked it.
+    let out = run(&edgecore, &good, b"").await;
+    assert!(out.status.success(), "{}", text(&out));
+    let (daemon, metaserver) = start_edge(&edgecore, &config_path);
+    served(metaserver, "after joining again").await;
+    drop(daemon);
     cloud.stop().await;
+}
+
+/// Moves the joined edge's own listeners to free ports (so that this test
+/// runs beside others; the rest is join's), and starts the daemon as
+/// systemd would. Returns it and its MetaServer's address.
+fn start_edge(edgecore: &Path, config_path: &Path) -> (tokio::process::Child, SocketAddr) {
+    let metaserver = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut edge_cfg: edgecore::EdgeCoreConfig = daemonkit::config::load(config_path).unwrap();
+    edge_cfg.common_config.monitor_server.bind_address = "127.0.0.1:0".into();
+    edge_cfg.modules.meta_manager.meta_server.server = metaserver.to_string();
+    edge_cfg.modules.event_bus.mqtt_server_internal = "tcp://127.0.0.1:0".into();
+    edge_cfg.modules.node_status.node_status_update_frequency = 1;
+    std::fs::write(config_path, serde_norway::to_string(&edge_cfg).unwrap()).unwrap();
+    let daemon = Command::new(edgecore)
+        .arg("--config")
+        .arg(config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (daemon, metaserver)
+}
+
+const CONFIGMAP: &str = "/api/v1/namespaces/default/configmaps/cm-join";
+
+/// Creates a pod bound to [`NODE`] that mounts configmap `cm-join`, and the
+/// configmap.
+async fn bind_pod_with_configmap(kube: &kube::Client) {
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "cm-join", "namespace": "default"},
+        "data": {"greeting": "hello"}
+    }))
+    .unwrap();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "joined-web", "namespace": "default"},
+        "spec": {
+            "nodeName": NODE,
+            "containers": [{"name": "web", "image": "nginx"}],
+            "volumes": [{"name": "cfg", "configMap": {"name": "cm-join"}}]
+        }
+    }))
+    .unwrap();
+    let pp = PostParams::default();
+    Api::<ConfigMap>::namespaced(kube.clone(), "default")
+        .create(&pp, &cm)
+        .await
+        .unwrap();
+    Api::<Pod>::namespaced(kube.clone(), "default")
+        .create(&pp, &pod)
+        .await
+        .unwrap();
+}
+
+/// Waits until the edge's MetaServer serves the configmap.
+async fn served(metaserver: SocketAddr, when: &str) {
+    eventually(
+        &format!("{when}: {CONFIGMAP} at the edge"),
+        PATIENCE,
+        || async {
+            let reply = try_http_get(metaserver, CONFIGMAP).await?;
+            (reply.starts_with("HTTP/1.1 200") && reply.contains("hello")).then_some(())
+        },
+    )
+    .await;
 }
