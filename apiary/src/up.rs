@@ -166,6 +166,10 @@ pub async fn up(
     };
     let cloud = cloudcore::start(cloud_config, shutdown.child_token(), |_| {}).await?;
     let addrs = cloud.addrs;
+    // A Ready condition from an earlier run does not count: heartbeats
+    // have whole seconds, hence the second of slack.
+    let edge_started =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(1);
     let edge = match start_edge(options, &layout, &cloud, &shutdown, out).await {
         Ok(edge) => edge,
         Err(err) => {
@@ -179,7 +183,7 @@ pub async fn up(
         .map_or_else(|| layout.cloud_dir().join("kubeconfig"), Path::to_path_buf);
     let nodes: Api<Node> = Api::all(cloud.kube_client());
     let ready = tokio::select! {
-        ready = wait_ready(&nodes, &options.node_name) => ready,
+        ready = wait_ready(&nodes, &options.node_name, edge_started) => ready,
         () = shutdown.cancelled() => false,
     };
     if !ready && !shutdown.is_cancelled() {
@@ -271,8 +275,9 @@ async fn start_edge(
     Ok(edgecore::start(config, shutdown.child_token(), |_| {}).await?)
 }
 
-/// Whether `node`'s Ready condition turned True within [`READY_PATIENCE`].
-async fn wait_ready(nodes: &Api<Node>, node: &str) -> bool {
+/// Whether `node`'s Ready condition turned True, with a heartbeat from
+/// `since` on, within [`READY_PATIENCE`].
+async fn wait_ready(nodes: &Api<Node>, node: &str, since: k8s_openapi::jiff::Timestamp) -> bool {
     let deadline = tokio::time::Instant::now() + READY_PATIENCE;
     while tokio::time::Instant::now() < deadline {
         let ready = nodes.get_opt(node).await.ok().flatten().is_some_and(|n| {
@@ -280,7 +285,11 @@ async fn wait_ready(nodes: &Api<Node>, node: &str) -> bool {
                 .and_then(|s| s.conditions)
                 .unwrap_or_default()
                 .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .any(|c| {
+                    c.type_ == "Ready"
+                        && c.status == "True"
+                        && c.last_heartbeat_time.as_ref().is_some_and(|t| t.0 >= since)
+                })
         });
         if ready {
             return true;
