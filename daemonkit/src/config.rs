@@ -327,20 +327,12 @@ mod tests {
         assert_eq!(keys, ["outer.heartbeat", "outer.server"]);
     }
 
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    /// Its type default (off, port 0) is not what either section wants.
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields, default)]
     struct Listener {
         enable: bool,
         port: u16,
-    }
-
-    impl Default for Listener {
-        fn default() -> Self {
-            Listener {
-                enable: false,
-                port: 0,
-            }
-        }
     }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
