@@ -68,23 +68,20 @@ impl Manifests {
     }
 }
 
-/// Applies the CRDs (deploy/crds/ and the chart's copies) and waits until
-/// they are Established, then the namespaces the rest goes into.
+/// Applies the CRDs (deploy/crds/; the chart's crds/ are byte-for-byte
+/// copies, which `the_charts_crds_are_copies_of_deploy_crds` checks) and
+/// waits until they are Established, then the namespaces the rest goes
+/// into.
 async fn prepare(k: &Kubectl) {
-    for dir in ["crds", "helm/cloudcore/crds"] {
-        k.ok(&["apply", "-f", &deploy(dir).display().to_string()])
-            .await;
-    }
-    for crd in crds::all() {
-        let name = crd.1.metadata.name.unwrap_or_default();
-        k.ok(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            &format!("crd/{name}"),
-        ])
+    k.ok(&["apply", "-f", &deploy("crds").display().to_string()])
         .await;
-    }
+    let crds: Vec<String> = crds::all()
+        .into_iter()
+        .map(|(_, crd)| format!("crd/{}", crd.metadata.name.unwrap_or_default()))
+        .collect();
+    let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
+    wait.extend(crds.iter().map(String::as_str));
+    k.ok(&wait).await;
     k.ok(&[
         "apply",
         "-f",
@@ -94,32 +91,23 @@ async fn prepare(k: &Kubectl) {
     k.ok(&["create", "namespace", HELM_NS]).await;
 }
 
-/// `kubectl apply <extra> -f <file>`, again (every 200 ms, for
+/// `kubectl apply <extra> -f <file>`, again (for
 /// [`tests::DEFAULT_PATIENCE`]) while kubectl's discovery does not know a
-/// just-established custom resource yet.
+/// just-established custom resource yet; each failure's stderr is printed.
 async fn apply(k: &Kubectl, file: &str, extra: &[&str]) {
     let mut args = vec!["apply"];
     args.extend(extra);
     args.extend(["-f", file]);
-    let deadline = tokio::time::Instant::now() + tests::DEFAULT_PATIENCE;
-    loop {
+    let what = format!("kubectl {}", args.join(" "));
+    let out = tests::eventually(&what, tests::DEFAULT_PATIENCE, || async {
         let out = k.run(&args).await;
-        if out.ok {
-            assert!(
-                !out.stdout.trim().is_empty(),
-                "kubectl {} said nothing",
-                args.join(" ")
-            );
-            return;
+        if !out.ok {
+            eprintln!("{what} failed: {}", out.stderr);
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "kubectl {} failed: {}",
-            args.join(" "),
-            out.stderr
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+        out.ok.then_some(out)
+    })
+    .await;
+    assert!(!out.stdout.trim().is_empty(), "{what} said nothing");
 }
 
 /// `kubectl get <what> <name> [-n <ns>] -o json`.
@@ -133,8 +121,9 @@ async fn get(k: &Kubectl, what: &str, name: &str, ns: Option<&str>) -> Value {
 }
 
 /// Reads back what both servers store: the Services' ports (QUIC on UDP),
-/// cloudcore.yaml, and the example Device and DeviceModel as written.
-async fn read_back(k: &Kubectl, set: &Manifests, server: &str) {
+/// cloudcore.yaml, and the example Device and DeviceModel as written;
+/// returns the plain manifests' Service as stored.
+async fn read_back(k: &Kubectl, set: &Manifests, server: &str) -> Value {
     let service = get(k, "service", "cloudcore", Some("kubeedge")).await;
     let quic: Vec<&Value> = service["spec"]["ports"]
         .as_array()
@@ -156,9 +145,10 @@ async fn read_back(k: &Kubectl, set: &Manifests, server: &str) {
             stored["spec"], written["spec"],
             "{server}: {what}/{name} is not stored as written"
         );
+        if what == "device" {
+            assert_eq!(stored["spec"]["nodeName"], "edge-1", "{server}");
+        }
     }
-    let device = get(k, "device", "sensor-1", Some("default")).await;
-    assert_eq!(device["spec"]["nodeName"], "edge-1", "{server}");
     if set.charts {
         let quic = get(k, "service", "apiary-lb-cloudcore-quic", Some(HELM_NS)).await;
         let ports = quic["spec"]["ports"].as_array().unwrap();
@@ -166,6 +156,7 @@ async fn read_back(k: &Kubectl, set: &Manifests, server: &str) {
             ports.iter().map(|p| (&p["port"], &p["protocol"])).collect();
         assert_eq!(found, [(&json!(10001), &json!("UDP"))], "{server}");
     }
+    service
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +196,7 @@ async fn everything_applies_to_a_real_kube_apiserver() {
     for (file, _) in &set.files {
         apply(&k, file, &[]).await;
     }
-    read_back(&k, &set, "kube-apiserver").await;
+    let service = read_back(&k, &set, "kube-apiserver").await;
 
     // What only the real server stores: the Deployment's ports, allocated
     // node ports, the RBAC rules, the override's replicas.
@@ -213,7 +204,6 @@ async fn everything_applies_to_a_real_kube_apiserver() {
     let stored = get(&k, "deployment", "cloudcore", Some("kubeedge")).await;
     let ports = "/spec/template/spec/containers/0/ports";
     assert_eq!(stored.pointer(ports), written.pointer(ports));
-    let service = get(&k, "service", "cloudcore", Some("kubeedge")).await;
     for port in service["spec"]["ports"].as_array().unwrap() {
         let node_port = port["nodePort"].as_u64().unwrap_or(0);
         assert!((30000..=32767).contains(&node_port), "{port}");
