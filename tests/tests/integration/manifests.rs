@@ -71,7 +71,7 @@ fn parse_docs(source: &str, text: &str) -> Vec<Value> {
 fn docs_in(dir: &Path) -> Vec<Value> {
     yaml_files(dir)
         .iter()
-        .flat_map(|path| parse_docs(&path.display().to_string(), &read(path)))
+        .flat_map(|path| file_docs(path))
         .collect()
 }
 

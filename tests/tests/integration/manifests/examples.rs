@@ -4,7 +4,7 @@
 use cloudcore::config::CloudCoreConfig;
 use edgecore::EdgeCoreConfig;
 
-use super::{deploy, parse_docs, read};
+use super::{deploy, file_docs};
 
 #[test]
 fn the_example_configs_load_with_the_daemons_loaders() {
@@ -41,11 +41,8 @@ fn the_example_configs_load_with_the_daemons_loaders() {
 
 #[test]
 fn the_example_device_and_model_fit_the_crds() {
-    let model_docs = parse_docs(
-        "devicemodel.yaml",
-        &read(&deploy("examples/devicemodel.yaml")),
-    );
-    let device_docs = parse_docs("device.yaml", &read(&deploy("examples/device.yaml")));
+    let model_docs = file_docs(&deploy("examples/devicemodel.yaml"));
+    let device_docs = file_docs(&deploy("examples/device.yaml"));
     let [model_doc] = model_docs.as_slice() else {
         panic!("one DeviceModel")
     };
