@@ -129,6 +129,7 @@ fn check_containerfile(daemon: &str, bins: &BTreeMap<String, BTreeSet<String>>) 
     let (mut stage, mut builds) = (0, 0);
     let mut installed = Vec::new();
     let mut binary_at = None;
+    let (mut user, mut entrypoint) = (false, false);
     for (op, args) in &steps {
         let words: Vec<&str> = args.split_whitespace().collect();
         match op.as_str() {
@@ -162,8 +163,12 @@ fn check_containerfile(daemon: &str, bins: &BTreeMap<String, BTreeSet<String>>) 
                     binary_at = Some(dest.to_owned());
                 }
             }
-            "USER" => assert_eq!(args, "65532:65532", "{file}: runs as nonroot"),
+            "USER" => {
+                user = true;
+                assert_eq!(args, "65532:65532", "{file}: runs as nonroot");
+            }
             "ENTRYPOINT" => {
+                entrypoint = true;
                 let entry: Vec<String> = serde_json::from_str(args).unwrap();
                 let runs = entry.first();
                 assert_eq!(
@@ -180,6 +185,7 @@ fn check_containerfile(daemon: &str, bins: &BTreeMap<String, BTreeSet<String>>) 
         binary_at.is_some(),
         "{file}: the binary is never copied into the runtime"
     );
+    assert!(user && entrypoint, "{file}: no USER or no ENTRYPOINT");
 }
 
 #[test]
