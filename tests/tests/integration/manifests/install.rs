@@ -205,7 +205,7 @@ impl<'a> Pod<'a> {
     }
 
     /// The pod's service account exists, and every binding names it (in
-    /// `namespace`) and a role of its own namespace.
+    /// `namespace`) as its only subject and a role of its own namespace.
     fn check_account(&self, namespace: &str) {
         let what = self.what;
         let account = str_at(self.spec, "/serviceAccountName");
@@ -214,9 +214,23 @@ impl<'a> Pod<'a> {
             let bindings = of_kind(self.docs, binding);
             assert!(!bindings.is_empty(), "{what}: no {binding}");
             for b in bindings {
-                let subject = &b["subjects"][0];
-                let named = (str_at(subject, "/name"), str_at(subject, "/namespace"));
-                assert_eq!(named, (account, namespace), "{what}: {binding} {}", name(b));
+                // Its one subject: a second would grant the rules to
+                // someone else too.
+                let subjects: Vec<(&str, &str, &str)> = b["subjects"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|s| {
+                        (
+                            str_at(s, "/kind"),
+                            str_at(s, "/name"),
+                            str_at(s, "/namespace"),
+                        )
+                    })
+                    .collect();
+                let want = [("ServiceAccount", account, namespace)];
+                assert_eq!(subjects, want, "{what}: {binding} {}", name(b));
                 let role_ref = (str_at(b, "/roleRef/kind"), str_at(b, "/roleRef/name"));
                 let role = one(self.docs, role_ref.0, role_ref.1);
                 let ns = |o: &Value| str_at(o, "/metadata/namespace").to_owned();
