@@ -102,15 +102,8 @@ fn load<T: daemonkit::DaemonConfig>(path: &Path) -> Result<T, UpError> {
 /// edge's holds the join token).
 fn save<T: serde::Serialize>(path: &Path, config: &T) -> Result<(), UpError> {
     let yaml = serde_norway::to_string(config).map_err(|err| UpError::Yaml(err.to_string()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(yaml.as_bytes()).map_err(io(path))
+    daemonkit::files::write_atomic(path, yaml.as_bytes(), daemonkit::files::Access::Private)
+        .map_err(io(path))
 }
 
 /// The CA hash a join token starts with.

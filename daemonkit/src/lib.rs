@@ -7,6 +7,8 @@
 //! - [`config`]: YAML config loading with errors that name the key, the
 //!   [`DaemonConfig`] trait (validation, unsupported KubeEdge modules,
 //!   `--minconfig` keys) and the exit status for a bad file.
+//! - [`files`]: atomic writes of keys, certificates and configuration;
+//!   private directories.
 //! - [`http`]: running an actix-web server until cancelled.
 //! - [`launch`]: the common `main`: config, runtime, signals, exit status.
 //! - [`logging`]: the tracing subscriber.
@@ -17,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod files;
 pub mod http;
 pub mod launch;
 pub mod logging;

@@ -13,7 +13,6 @@
 //! only. Secret files are written `0600` in a `0700` directory.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -176,27 +175,15 @@ fn new_token() -> String {
     hex::encode(&bytes[..32])
 }
 
-/// Creates `dir` (and parents), `0700` on Unix.
+/// Creates `dir` (and missing parents) readable by the owner only.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(io_error(dir))
+    daemonkit::files::create_private_dir(dir).map_err(io_error(dir))
 }
 
-/// Writes `data` to `path` (readable by the owner only on Unix) through a
-/// temporary file renamed over it.
+/// Writes `data` to `path`, readable by the owner only, atomically.
 pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp).map_err(io_error(&tmp))?;
-    file.write_all(data).map_err(io_error(&tmp))?;
-    file.sync_all().map_err(io_error(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_error(path))
+    daemonkit::files::write_atomic(path, data, daemonkit::files::Access::Private)
+        .map_err(io_error(path))
 }
 
 #[cfg(test)]

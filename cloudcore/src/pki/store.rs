@@ -11,8 +11,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
+
 use std::path::{Path, PathBuf};
+
+use daemonkit::files::{create_private_dir, write_atomic, Access};
 
 /// The CA: certificate and private key.
 pub const CA: &str = "ca";
@@ -154,10 +156,16 @@ impl FileStore {
     }
 
     fn save_sync(&self, name: &str, secret: &Secret) -> Result<()> {
-        create_private_dir(&self.root)?;
+        create_private_dir(&self.root)
+            .map_err(|source| io("create directory", &self.root, source))?;
         for (field, bytes) in secret {
             let path = self.path(name, field)?;
-            write_atomic(&path, bytes, field == KEY)?;
+            let access = if field == KEY {
+                Access::Private
+            } else {
+                Access::Public
+            };
+            write_atomic(&path, bytes, access).map_err(|source| io("write", &path, source))?;
         }
         Ok(())
     }
@@ -197,38 +205,6 @@ fn io(op: &'static str, path: &Path, source: std::io::Error) -> StoreError {
         path: path.to_owned(),
         source,
     }
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|source| io("create directory", dir, source))
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory,
-/// synced and renamed, mode 0600 when `private`.
-fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("secret");
-    let tmp = path.with_file_name(format!(".{file_name}.tmp.{}", std::process::id()));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if private { 0o600 } else { 0o644 });
-    let mut file = options
-        .open(&tmp)
-        .map_err(|source| io("create", &tmp, source))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| io("write", &tmp, source))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|source| io("rename", path, source))
 }
 
 #[cfg(test)]

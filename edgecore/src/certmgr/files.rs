@@ -3,10 +3,10 @@
 //! key owner-only). The files are a few hundred bytes, read with `std::fs`.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use daemonkit::files::{write_atomic, Access};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -64,14 +64,20 @@ impl CertFiles {
 
     /// Writes the CA, key and certificate (in that order).
     pub(super) fn write_all(&self, ca: &[u8], cert: &[u8], key_pem: &str) -> Result<()> {
-        write_atomic(&self.ca, pem("CERTIFICATE", ca).as_bytes(), false).map_err(io(&self.ca))?;
+        write_atomic(&self.ca, pem("CERTIFICATE", ca).as_bytes(), Access::Public)
+            .map_err(io(&self.ca))?;
         self.write_identity(cert, key_pem)
     }
 
     /// Replaces the key and the certificate (key first).
     pub(super) fn write_identity(&self, cert: &[u8], key_pem: &str) -> Result<()> {
-        write_atomic(&self.key, key_pem.as_bytes(), true).map_err(io(&self.key))?;
-        write_atomic(&self.cert, pem("CERTIFICATE", cert).as_bytes(), false).map_err(io(&self.cert))
+        write_atomic(&self.key, key_pem.as_bytes(), Access::Private).map_err(io(&self.key))?;
+        write_atomic(
+            &self.cert,
+            pem("CERTIFICATE", cert).as_bytes(),
+            Access::Public,
+        )
+        .map_err(io(&self.cert))
     }
 }
 
@@ -129,26 +135,4 @@ fn validity(cert: &X509Certificate<'_>) -> (SystemTime, SystemTime) {
 
 fn pem(label: &str, der: &[u8]) -> String {
     ::pem::encode(&::pem::Pem::new(label, der.to_vec()))
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename,
-/// creating the parent directories; mode 0600 when `private`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
-    }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("certificate");
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    let _ = fs::remove_file(&tmp); // a leftover would keep its old mode
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if private { 0o600 } else { 0o644 });
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes).and_then(|()| file.sync_all())?;
-    drop(file);
-    fs::rename(&tmp, path)
 }

@@ -19,7 +19,7 @@
 //! - `files.rs`: reading, checking and atomically writing the files.
 
 mod client;
-pub(crate) mod files;
+mod files;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};

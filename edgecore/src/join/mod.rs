@@ -168,12 +168,11 @@ pub async fn join(
         .await?;
     let yaml =
         serde_norway::to_string(&config).map_err(|err| JoinError::Config(err.to_string()))?;
-    crate::certmgr::files::write_atomic(&path, yaml.as_bytes(), true).map_err(|source| {
-        JoinError::Write {
+    daemonkit::files::write_atomic(&path, yaml.as_bytes(), daemonkit::files::Access::Private)
+        .map_err(|source| JoinError::Write {
             path: path.clone(),
             source,
-        }
-    })?;
+        })?;
     say(&format!(
         "wrote {} (0600: it holds the token)",
         path.display()

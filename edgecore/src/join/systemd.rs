@@ -6,6 +6,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use daemonkit::files::{write_atomic, Access};
+
 /// The unit's name.
 pub const UNIT_NAME: &str = "edgecore.service";
 
@@ -123,15 +125,13 @@ impl Systemd {
         };
         if !same {
             let bytes = std::fs::read(&exe).map_err(file_error(&exe))?;
-            crate::certmgr::files::write_atomic(&self.bin, &bytes, false)
-                .map_err(file_error(&self.bin))?;
-            set_mode(&self.bin, 0o755)?;
+            write_atomic(&self.bin, &bytes, Access::Executable).map_err(file_error(&self.bin))?;
         }
         let unit = self.unit_path();
-        crate::certmgr::files::write_atomic(
+        write_atomic(
             &unit,
             self.unit_text(config, writable).as_bytes(),
-            false,
+            Access::Public,
         )
         .map_err(file_error(&unit))?;
         self.systemctl(&["daemon-reload"])?;
@@ -165,17 +165,6 @@ impl Systemd {
             })
         }
     }
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> Result<(), SystemdError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(file_error(path))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_path: &Path, _mode: u32) -> Result<(), SystemdError> {
-    Ok(())
 }
 
 #[cfg(test)]
