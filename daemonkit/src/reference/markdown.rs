@@ -123,12 +123,15 @@ pub(super) fn render_default(default: &DefaultValue) -> String {
     }
 }
 
-/// `text` as a code span, with enough backticks to hold any inside it.
+/// `text` as a code span, its fence one backtick longer than the longest
+/// run of backticks inside it.
 pub(super) fn code(text: &str) -> String {
-    if text.contains('`') {
-        format!("`` {text} ``")
-    } else {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    if longest == 0 {
         format!("`{text}`")
+    } else {
+        let fence = "`".repeat(longest + 1);
+        format!("{fence} {text} {fence}")
     }
 }
 

@@ -258,6 +258,7 @@ fn a_field_without_a_doc_comment_is_an_error() {
 fn table_cells_escape_pipes() {
     assert_eq!(cell("a | b"), "a \\| b");
     assert_eq!(code("a`b"), "`` a`b ``");
+    assert_eq!(code("a``b"), "``` a``b ```");
     assert_eq!(
         render_default(&DefaultValue::Value(
             serde_norway::to_value(vec!["x", "y"]).unwrap()
