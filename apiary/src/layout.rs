@@ -77,21 +77,26 @@ impl Layout {
 pub fn cloud_config(layout: &Layout, ports: Ports) -> CloudCoreConfig {
     let mut config = CloudCoreConfig::default();
     config.common_config.data_dir = layout.cloud_dir().display().to_string();
+    config.kube_api_config.embedded.ignore_environment = true;
+    config.modules.cloud_hub.quic.enable = true;
+    cloud_listeners(&mut config, ports);
+    config
+}
+
+/// Puts cloudcore's listeners (metrics, embedded API, CloudHub's
+/// WebSocket, QUIC and certificate server) on 127.0.0.1 and `ports`.
+pub fn cloud_listeners(config: &mut CloudCoreConfig, ports: Ports) {
     let any = ports == Ports::Any;
     let port = |default: u16| if any { 0 } else { default };
     config.common_config.monitor_server.bind_address = format!("127.0.0.1:{}", port(9091));
-    let embedded = &mut config.kube_api_config.embedded;
-    embedded.bind_address = format!("127.0.0.1:{}", port(6443));
-    embedded.ignore_environment = true;
+    config.kube_api_config.embedded.bind_address = format!("127.0.0.1:{}", port(6443));
     let hub = &mut config.modules.cloud_hub;
-    hub.quic.enable = true;
     for (listener, default) in [(&mut hub.websocket, 10000), (&mut hub.https, 10002)] {
         listener.address = "127.0.0.1".to_owned();
         listener.port = port(default);
     }
     hub.quic.address = "127.0.0.1".to_owned();
     hub.quic.port = port(10001);
-    config
 }
 
 /// Sets the edge's own listeners (metrics, MetaServer, broker) for `ports`

@@ -50,10 +50,8 @@ fn examples() -> PathBuf {
 fn main() -> ExitCode {
     let Command::Up(args) = Cli::parse().command;
     daemonkit::logging::init();
-    // Absolute, so that the printed commands work from any directory.
-    let data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir);
     let options = UpOptions {
-        data_dir,
+        data_dir: args.data_dir,
         node_name: args.edgenode_name,
         ports: if args.any_port {
             Ports::Any

@@ -50,6 +50,11 @@ fn or_off(addr: Option<SocketAddr>) -> String {
     addr.map_or_else(|| "off".to_owned(), |a| a.to_string())
 }
 
+/// `scheme://addr`, or "off".
+fn url(scheme: &str, addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "off".to_owned(), |a| format!("{scheme}://{a}"))
+}
+
 /// Quotes `path` for a POSIX shell when it needs it.
 fn shell(path: &Path) -> String {
     let text = path.display().to_string();
@@ -121,6 +126,32 @@ impl Summary {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let state = if self.ready { "Ready" } else { "not Ready yet" };
+        let monitor = |addr: SocketAddr| format!("http://{addr}/metrics /healthz /readyz");
+        let kube_api = format!(
+            "{}  (kubeconfig {})",
+            url("https", self.kube_api),
+            self.kubeconfig.display()
+        );
+        let sections = [
+            (
+                "cloudcore".to_owned(),
+                vec![
+                    ("Kubernetes API (embedded)", kube_api),
+                    ("CloudHub WebSocket", or_off(self.websocket)),
+                    ("CloudHub QUIC", or_off(self.quic)),
+                    ("certificate server", url("https", self.https)),
+                    ("metrics, health", monitor(self.cloud_monitor)),
+                ],
+            ),
+            (
+                format!("edgecore ({})", self.node),
+                vec![
+                    ("MetaServer", url("http", self.metaserver)),
+                    ("MQTT broker", or_off(self.mqtt)),
+                    ("metrics, health", monitor(self.edge_monitor)),
+                ],
+            ),
+        ];
         // Writing to a String cannot fail.
         let _ = writeln!(s);
         let _ = writeln!(
@@ -130,41 +161,12 @@ impl Summary {
             self.data_dir.display()
         );
         let _ = writeln!(s);
-        let _ = writeln!(s, "  cloudcore");
-        let _ = writeln!(
-            s,
-            "    Kubernetes API (embedded)   https://{}  (kubeconfig {})",
-            or_off(self.kube_api),
-            self.kubeconfig.display()
-        );
-        let _ = writeln!(
-            s,
-            "    CloudHub WebSocket          {}",
-            or_off(self.websocket)
-        );
-        let _ = writeln!(s, "    CloudHub QUIC               {}", or_off(self.quic));
-        let _ = writeln!(
-            s,
-            "    certificate server          https://{}",
-            or_off(self.https)
-        );
-        let _ = writeln!(
-            s,
-            "    metrics, health             http://{}/metrics /healthz /readyz",
-            self.cloud_monitor
-        );
-        let _ = writeln!(s, "  edgecore ({})", self.node);
-        let _ = writeln!(
-            s,
-            "    MetaServer                  http://{}",
-            or_off(self.metaserver)
-        );
-        let _ = writeln!(s, "    MQTT broker                 {}", or_off(self.mqtt));
-        let _ = writeln!(
-            s,
-            "    metrics, health             http://{}/metrics /healthz /readyz",
-            self.edge_monitor
-        );
+        for (daemon, rows) in sections {
+            let _ = writeln!(s, "  {daemon}");
+            for (label, value) in rows {
+                let _ = writeln!(s, "    {label:<28}{value}");
+            }
+        }
         let _ = writeln!(s);
         let _ = writeln!(
             s,

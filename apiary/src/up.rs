@@ -118,7 +118,9 @@ pub async fn up(
     shutdown: CancellationToken,
     out: &mut (dyn Write + Send),
 ) -> Result<(), UpError> {
-    let layout = Layout::new(&options.data_dir);
+    // Absolute, so that every path printed works from any directory.
+    let root = std::path::absolute(&options.data_dir).map_err(io(&options.data_dir))?;
+    let layout = Layout::new(root);
     std::fs::create_dir_all(layout.root()).map_err(io(layout.root()))?;
     // One instance per data directory: the lock lasts as long as the file
     // stays open, and the OS drops it when the process dies.
@@ -143,12 +145,7 @@ pub async fn up(
         let mut config: cloudcore::CloudCoreConfig = load(&cloud_path)?;
         if options.ports == Ports::Any {
             // Free ports again: the ones of the last run may be taken.
-            let fresh = layout::cloud_config(&layout, Ports::Any);
-            config.common_config.monitor_server = fresh.common_config.monitor_server;
-            config.kube_api_config.embedded = fresh.kube_api_config.embedded;
-            config.modules.cloud_hub.websocket = fresh.modules.cloud_hub.websocket;
-            config.modules.cloud_hub.quic = fresh.modules.cloud_hub.quic;
-            config.modules.cloud_hub.https = fresh.modules.cloud_hub.https;
+            layout::cloud_listeners(&mut config, Ports::Any);
         }
         config
     } else {
@@ -183,7 +180,7 @@ pub async fn up(
         tracing::warn!(node = %options.node_name, "the node is not Ready after {READY_PATIENCE:?}; the logs above say why");
     }
     let summary = Summary {
-        data_dir: std::path::absolute(layout.root()).unwrap_or_else(|_| layout.root().to_owned()),
+        data_dir: layout.root().to_owned(),
         kubeconfig,
         kube_api: addrs.kube_api,
         websocket: addrs.websocket,
