@@ -16,53 +16,31 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+#[path = "../tests/integration/driver.rs"]
+mod driver;
+
+use driver::Up;
+
+/// How long mosquitto may take to listen.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// One `apiary up`: (start → Ready summary, SIGINT → exit).
+/// One `apiary up`: (start → summary printed, Ready; SIGINT → exit).
 async fn up(data: &std::path::Path) -> (Duration, Duration) {
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_apiary"))
-        .args(["up", "--any-port", "--data-dir"])
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut ready = None;
-    tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.starts_with("Apiary is up") {
-                assert!(line.contains("Ready)"), "not Ready: {line}");
-                ready = Some(start.elapsed());
-            }
-            if line.starts_with("Ctrl-C stops both") {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("a summary");
+    let mut up = Up::start(data);
+    let summary = up.summary().await;
+    let ready = start.elapsed();
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.starts_with("Apiary is up") && l.contains("Ready)")),
+        "not Ready: {summary:?}"
+    );
     let stop = Instant::now();
-    let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .unwrap()
-        .success());
-    while lines.next_line().await.unwrap().is_some() {}
-    let status = tokio::time::timeout(PATIENCE, child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status}");
-    (ready.unwrap(), stop.elapsed())
+    up.interrupt().await;
+    (ready, stop.elapsed())
 }
 
 /// mosquitto from spawn to its first accepted connection.

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 /// What starts each follow-up command line.
 pub const PROMPT: &str = "  $ ";
 
+/// How the summary's last line starts.
+pub const CLOSING: &str = "Ctrl-C stops both";
+
 /// The example device the follow-up commands apply and report for.
 pub const EXAMPLE_DEVICE: &str = "sensor-1";
 /// Its namespace: device topics name a device as `<namespace>/<name>`.
@@ -181,7 +184,7 @@ impl Summary {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "Ctrl-C stops both; running the same command again reuses {}.",
+            "{CLOSING}; running the same command again reuses {}.",
             self.data_dir.display()
         );
         s

@@ -6,4 +6,5 @@
     reason = "tests: a failed set-up step should panic"
 )]
 
+mod driver;
 mod up;

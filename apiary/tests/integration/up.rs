@@ -15,71 +15,11 @@ use std::time::Duration;
 use apiary::summary::PROMPT;
 use tests::eventually;
 use tests::link::http_get;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::Command;
+
+use crate::driver::Up;
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A running `apiary up` and its stdout.
-struct Up {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Up {
-    fn start(data: &Path) -> Up {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_apiary"))
-            .args(["up", "--any-port", "--data-dir"])
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Up { child, lines }
-    }
-
-    /// Everything printed up to and including the summary's last line.
-    async fn summary(&mut self) -> Vec<String> {
-        let mut seen = Vec::new();
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(line) = self.lines.next_line().await.unwrap() {
-                let last = line.starts_with("Ctrl-C stops both");
-                seen.push(line);
-                if last {
-                    return;
-                }
-            }
-            panic!("apiary up ended before its summary:\n{}", seen.join("\n"));
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no summary within {PATIENCE:?}"));
-        seen
-    }
-
-    /// Sends SIGINT (Ctrl-C) and returns what was printed until the exit.
-    async fn interrupt(mut self) -> String {
-        let pid = self.child.id().unwrap().to_string();
-        let sent = Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(sent.success());
-        let mut rest = Vec::new();
-        while let Some(line) = self.lines.next_line().await.unwrap() {
-            rest.push(line);
-        }
-        let status = tokio::time::timeout(PATIENCE, self.child.wait())
-            .await
-            .expect("apiary up exits after Ctrl-C")
-            .unwrap();
-        assert!(status.success(), "exit status {status}: {rest:?}");
-        rest.join("\n")
-    }
-}
 
 fn prompted(summary: &[String]) -> Vec<String> {
     summary
