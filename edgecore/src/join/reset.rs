@@ -17,6 +17,8 @@ use crate::config::EdgeCoreConfig;
 
 /// How long a stopped edgecore gets to exit before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);
+/// How long a killed edgecore gets to disappear.
+const KILL_GRACE: Duration = Duration::from_secs(5);
 /// How often the process table is read while waiting.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -323,35 +325,39 @@ fn alive(system: &mut System, pid: Pid) -> bool {
         .is_some_and(|p| p.status() != ProcessStatus::Zombie)
 }
 
-/// Sends SIGTERM, waits [`STOP_GRACE`], then SIGKILL.
+/// Sends SIGTERM, waits [`STOP_GRACE`], then SIGKILL and waits
+/// [`KILL_GRACE`].
 async fn stop(pids: &[Pid]) -> Result<(), ResetError> {
     let mut system = process_table()?;
     for &pid in pids {
-        if !alive(&mut system, pid) {
+        if signal_and_wait(&mut system, pid, Signal::Term, STOP_GRACE).await {
             continue;
         }
-        if let Some(process) = system.process(pid) {
-            process.kill_with(Signal::Term);
-        }
-        let deadline = tokio::time::Instant::now() + STOP_GRACE;
-        while alive(&mut system, pid) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(POLL).await;
-        }
-        if alive(&mut system, pid) {
-            tracing::warn!(%pid, "edgecore did not stop within {STOP_GRACE:?}; killing it");
-            if let Some(process) = system.process(pid) {
-                process.kill();
-            }
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while alive(&mut system, pid) && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(POLL).await;
-            }
-            if alive(&mut system, pid) {
-                return Err(ResetError::StillRunning(pid.as_u32()));
-            }
+        tracing::warn!(%pid, "edgecore did not stop within {STOP_GRACE:?}; killing it");
+        if !signal_and_wait(&mut system, pid, Signal::Kill, KILL_GRACE).await {
+            return Err(ResetError::StillRunning(pid.as_u32()));
         }
     }
     Ok(())
+}
+
+/// Sends `signal` to `pid` (if it still runs) and waits up to `grace` for
+/// it to exit; whether it did.
+async fn signal_and_wait(system: &mut System, pid: Pid, signal: Signal, grace: Duration) -> bool {
+    if !alive(system, pid) {
+        return true;
+    }
+    if let Some(process) = system.process(pid) {
+        process.kill_with(signal);
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while alive(system, pid) {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    true
 }
 
 #[cfg(test)]

@@ -201,6 +201,20 @@ async fn join_gives_a_ready_node_and_reset_leaves_nothing() {
             .any(|l| l.starts_with(NODE) && l.contains(" Ready ")),
         "{listed}"
     );
+    // The new store's mark reaches the cloud, which keeps it off the Node.
+    let annotations = kubectl
+        .ok(&[
+            "get",
+            "node",
+            NODE,
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ])
+        .await;
+    assert!(
+        !annotations.contains(proto::modules::EDGE_STORE_ANNOTATION),
+        "{annotations}"
+    );
     // A pod bound to the node, and the configmap it mounts: at the edge.
     bind_pod_with_configmap(&cloud.kube).await;
     served(metaserver, "before the reset").await;
