@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use apiary::layout::Ports;
 use apiary::up::{self, UpOptions};
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 /// Apiary: KubeEdge-compatible edge–cloud sync.
 #[derive(Debug, Parser)]
@@ -49,7 +48,6 @@ fn examples() -> PathBuf {
 
 fn main() -> ExitCode {
     let Command::Up(args) = Cli::parse().command;
-    daemonkit::logging::init();
     let options = UpOptions {
         data_dir: args.data_dir,
         node_name: args.edgenode_name,
@@ -60,27 +58,7 @@ fn main() -> ExitCode {
         },
         examples: examples(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("apiary")
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("apiary: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        daemonkit::signal::cancel_on_signal(shutdown.clone());
+    daemonkit::launch::run_daemon("apiary up", |shutdown| async move {
         up::up(&options, shutdown, &mut std::io::stdout()).await
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("apiary up: {}", daemonkit::launch::error_chain(&err));
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

@@ -34,6 +34,20 @@ where
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    run_daemon(name, |shutdown| run(config, shutdown))
+}
+
+/// Runs `run(shutdown)` on a multi-threaded tokio runtime until it returns;
+/// the token is cancelled on SIGINT or SIGTERM. Logs the stop or the
+/// failure and maps it to an exit status. [`launch`] without the
+/// configuration, for a process that runs daemons it configures itself.
+pub fn run_daemon<F, Fut, E>(name: &str, run: F) -> ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error + 'static,
+{
+    logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name(name)
@@ -48,7 +62,7 @@ where
     let outcome = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         signal::cancel_on_signal(shutdown.clone());
-        let result = run(config, shutdown.clone()).await;
+        let result = run(shutdown.clone()).await;
         shutdown.cancel();
         result
     });
@@ -59,6 +73,34 @@ where
         }
         Err(err) => {
             tracing::error!(error = %err, "{name} failed");
+            eprintln!("{name}: {}", error_chain(&err));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Runs a one-shot command (`edgecore join`) on a single-threaded runtime
+/// and maps its outcome to an exit status, printing the error chain. No
+/// signal handler: Ctrl-C ends it at once, as users expect of a command.
+pub fn run_command<Fut, E>(name: &str, work: Fut) -> ExitCode
+where
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error + 'static,
+{
+    logging::init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("{name}: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
             eprintln!("{name}: {}", error_chain(&err));
             ExitCode::from(EXIT_FAILURE)
         }

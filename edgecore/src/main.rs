@@ -81,39 +81,15 @@ fn main() -> ExitCode {
             Path::new(edgecore::DEFAULT_CONFIG_PATH),
             edgecore::run,
         ),
-        Some(Command::Join(args)) => command("join", join_command(args)),
+        Some(Command::Join(args)) => {
+            daemonkit::launch::run_command("edgecore join", join_command(args))
+        }
         Some(Command::Reset(args)) => {
             let config = cli
                 .config
                 .config
                 .unwrap_or_else(|| edgecore::DEFAULT_CONFIG_PATH.into());
-            command("reset", reset_command(args, config))
-        }
-    }
-}
-
-/// Runs a one-shot command on a small runtime and maps its outcome to an
-/// exit status, printing the error chain.
-fn command<E: std::error::Error + 'static>(
-    name: &str,
-    work: impl std::future::Future<Output = Result<(), E>>,
-) -> ExitCode {
-    daemonkit::logging::init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("edgecore {name}: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(work) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("edgecore {name}: {}", daemonkit::launch::error_chain(&err));
-            ExitCode::FAILURE
+            daemonkit::launch::run_command("edgecore reset", reset_command(args, config))
         }
     }
 }
